@@ -1,0 +1,115 @@
+"""Coded error and warning messages of spacy-bilstm-crf.
+
+Codes are prefixed ``BCE`` (errors) and ``BCW`` (warnings), so that they cannot be
+mistaken for spaCy's own ``E###`` / ``W###`` codes. Generic pipe failures reuse spaCy's
+codes (``E109`` uninitialized pipe, ``E910`` NaN loss, ``E923`` no examples, ``E149``
+model load), raised through ``spacy.errors.Errors``.
+"""
+
+
+class ErrorsWithCodes(type):
+    """Prefix each message with its code, like ``spacy.errors.ErrorsWithCodes``."""
+
+    def __getattribute__(self, code: str) -> str:
+        msg = super().__getattribute__(code)
+        if code.startswith("__"):  # python system attributes like __class__
+            return msg
+        return f"[{code}] {msg}"
+
+
+class Warnings(metaclass=ErrorsWithCodes):
+    BCW001 = (
+        "The entity {label!r} predicted for tokens {start}..{end} had a confidence of "
+        "{score:.3f}, below the threshold {threshold}; it was dropped."
+    )
+    BCW002 = (
+        "Gold-standard annotation for example {index} does not align with its predicted "
+        "tokenization in {n_missing} token(s); those tokens are treated as unannotated "
+        "(every tag is allowed there) rather than as 'O'."
+    )
+
+
+class Errors(metaclass=ErrorsWithCodes):
+    # tag schemes
+    BCE001 = (
+        "Unknown tag scheme {scheme!r}. Use one of {options}; set it in the component "
+        "config as `tag_scheme`."
+    )
+    BCE002 = (
+        "Invalid entity label {label!r}: labels must be non-empty strings without "
+        "whitespace and must not start with one of the tag prefixes B-, I-, L-, U-."
+    )
+    BCE003 = (
+        "Invalid {scheme} tag sequence at position {position}: tag {tag!r} cannot follow "
+        "{prev!r}. The full sequence was {tags}. Check the gold annotation (for IOB1 data, "
+        "convert with spaCy's `iob_to_biluo` first) or decode with the CRF's constraints."
+    )
+    BCE004 = (
+        "Unknown entity label {label!r} (tag {tag!r}). The labels known to this component "
+        "are {labels}. Add the label with `add_label` before `initialize`, or let "
+        "`initialize` collect labels from all training examples."
+    )
+    BCE005 = (
+        "Overlapping entity spans: ({start1}, {end1}, {label1!r}) and ({start2}, {end2}, "
+        "{label2!r}). A token can carry only one entity; remove one of the spans."
+    )
+    BCE006 = (
+        "Entity span ({start}, {end}, {label!r}) does not fit in a sequence of length "
+        "{length}: expected 0 <= start < end <= length."
+    )
+    BCE007 = "Unknown tag id {tag_id} for a tag scheme with {num_tags} tags."
+    # CRF / torch modules
+    BCE010 = "CRF: {name} expected {expected}, got {got}."
+    BCE011 = (
+        "CRF: reduction must be one of 'none', 'sum', 'mean', 'token_mean', got {reduction!r}."
+    )
+    BCE012 = (
+        "CRF: the tag mask leaves no valid tag sequence for sequence {index} (under the "
+        "transition constraints). Check that pre-set entities or partial gold tags are "
+        "consistent with the tag scheme."
+    )
+    # component
+    BCE020 = (
+        "Cannot add label {label!r} to the initialized component {name!r}: the CRF's "
+        "output layer is already sized for {labels}. Add labels before "
+        "`nlp.initialize()`, or pass them all with `initialize(labels=...)`."
+    )
+    BCE021 = (
+        "The component {name!r} has no entity labels: none were found in the training "
+        "examples and none were given. Pass `labels=[...]` to `initialize`, list them in "
+        "`[initialize.components.{name}.labels]`, or check that the training data has "
+        "entities."
+    )
+    BCE022 = (
+        "Gold entity label {label!r} in training example {index} (text starting {text!r}) is "
+        "not one of the labels this component was initialized with: {labels}. Re-run "
+        "`spacy init labels` / `nlp.initialize()` on data that includes it, or remove it."
+    )
+    BCE023 = (
+        "The model weights in {path} could not be loaded: {error}. The file may be "
+        "truncated or corrupted, or it was saved by an incompatible version. Re-save the "
+        "pipeline or re-train it."
+    )
+    BCE024 = (
+        "The weights in {path} do not match the component's config: {detail}. The labels "
+        "in the config ({labels}) must be the ones the model was trained with; do not "
+        "edit `labels` or the model dimensions of a trained pipeline."
+    )
+    BCE025 = (
+        "Invalid value {value!r} for the setting {name!r} of the component: {detail}."
+    )
+    BCE026 = (
+        "The component's model expected one tok2vec vector per token, got {got} rows for a "
+        "doc of {expected} tokens. Check that the tok2vec layer (or listener) feeds this "
+        "component the docs it is given."
+    )
+    BCE027 = (
+        "The CRF loss is not finite ({loss}) for the batch containing example {index} "
+        "(text starting {text!r}). Lower the learning rate, enable gradient clipping, or "
+        "check that example's annotation."
+    )
+    # corpus
+    BCE030 = (
+        "{path}, line {line}: expected {expected}, got {got!r}. {hint}"
+    )
+    BCE031 = "{path}: the file does not exist. Pass the path of a CoNLL-style file."

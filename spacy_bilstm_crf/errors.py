@@ -113,3 +113,19 @@ class Errors(metaclass=ErrorsWithCodes):
         "{path}, line {line}: expected {expected}, got {got!r}. {hint}"
     )
     BCE031 = "{path}: the file does not exist. Pass the path of a CoNLL-style file."
+    # BiLSTM + self-attention emission model (pytorch_model.py)
+    BCE040 = "BiLSTMAttnEmitter: {name} expected {expected}, got {got}."
+    BCE041 = (
+        "BiLSTMAttnEmitter: invalid setting {name}={value!r}: expected {expected}. Fix it in "
+        "the model config."
+    )
+    BCE042 = (
+        "BiLSTMAttnEmitter: the attention width 2 * hidden_size = {width} is not divisible "
+        "by attention_heads = {heads}. Choose a hidden_size such that 2 * hidden_size is a "
+        "multiple of attention_heads, or set attention_heads = 0 to turn attention off."
+    )
+    BCE043 = (
+        "BiLSTMAttnEmitter: window_overlap = {overlap} must be smaller than window = "
+        "{window}. Lower window_overlap, raise window, or set window = 0 (or null) for full "
+        "attention."
+    )

@@ -1,0 +1,398 @@
+"""BiLSTM + local self-attention emission model (a plain ``torch.nn.Module``).
+
+Step ``(batch, len, width) + lengths --BiLSTMAttnEmitter--> emissions`` of the pipeline
+(see STYLE.md §0). The module imports only torch, so it can be used and tested without
+thinc or spaCy; ``architectures.py`` wraps it with ``PyTorchWrapper_v2``.
+
+Design notes:
+
+* The BiLSTM runs over *packed* sequences, and self-attention uses *absolute* blocks with a
+  key-padding mask, so (in eval mode) a token's emissions depend neither on the padding
+  nor on the other docs of its batch.
+* Attention is local: positions are split into absolute blocks ``[0, W), [W, 2W), ...``
+  (``W = window``); a query attends to the keys of its own block, extended by
+  ``window_overlap`` tokens on each side (clipped to the sequence). Time and memory are
+  linear in the length: no ``L x L`` score matrix is built when ``L > window``. For
+  ``L <= window`` this is exactly full attention.
+"""
+
+import math
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .errors import Errors
+
+__all__ = ["BiLSTMAttnEmitter", "LocalSelfAttention"]
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    """Validate an integer hyperparameter.
+
+    name (str): The name of the setting, for the error message.
+    value (object): The value to check.
+    minimum (int): The smallest allowed value.
+    RETURNS (int): The value.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(
+            Errors.BCE041.format(name=name, value=value, expected=f"an integer >= {minimum}")
+        )
+    return value
+
+
+def _check_prob(name: str, value: object) -> float:
+    """Validate a dropout rate.
+
+    name (str): The name of the setting, for the error message.
+    value (object): The value to check.
+    RETURNS (float): The value as a float.
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0.0 <= float(value) < 1.0
+    ):
+        raise ValueError(
+            Errors.BCE041.format(name=name, value=value, expected="a number in [0, 1)")
+        )
+    return float(value)
+
+
+class LocalSelfAttention(nn.Module):
+    """Multi-head scaled dot-product self-attention over absolute blocks, with a
+    key-padding mask, output projection, residual connection and LayerNorm.
+
+    Queries in the block ``[b * W, (b + 1) * W)`` attend to the keys in
+    ``[b * W - overlap, (b + 1) * W + overlap)``, clipped to ``[0, length)``. If the padded
+    length is at most ``window`` (or ``window`` is None or 0) this is full attention.
+    """
+
+    def __init__(
+        self,
+        width: int,
+        heads: int,
+        dropout: float = 0.1,
+        window: Optional[int] = 256,
+        window_overlap: int = 64,
+    ) -> None:
+        """Initialize the attention layer.
+
+        width (int): The width of the input and output vectors.
+        heads (int): The number of attention heads; must divide `width`.
+        dropout (float): Dropout rate on the attention weights (train mode only).
+        window (Optional[int]): The block size W. None or 0 means full (quadratic)
+            attention over the whole sequence.
+        window_overlap (int): How many keys each block sees beyond each of its edges.
+            Must be smaller than `window`.
+        """
+        super().__init__()
+        _check_int("width", width, 1)
+        _check_int("attention_heads", heads, 1)
+        if width % heads != 0:
+            raise ValueError(Errors.BCE042.format(width=width, heads=heads))
+        if window is not None:
+            _check_int("window", window, 0)
+        _check_int("window_overlap", window_overlap, 0)
+        if window and window_overlap >= window:
+            raise ValueError(Errors.BCE043.format(overlap=window_overlap, window=window))
+        self.width = width
+        self.heads = heads
+        self.head_size = width // heads
+        self.dropout = _check_prob("attention_dropout", dropout)
+        self.window: Optional[int] = window if window else None
+        self.window_overlap = window_overlap if self.window else 0
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out_proj = nn.Linear(width, width)
+        self.norm = nn.LayerNorm(width)
+
+    def extra_repr(self) -> str:
+        return (
+            f"width={self.width}, heads={self.heads}, dropout={self.dropout}, "
+            f"window={self.window}, window_overlap={self.window_overlap}"
+        )
+
+    def block_geometry(self, seq_len: int) -> Tuple[int, int, int]:
+        """Return the blocking used for a padded length: full attention is the special
+        case of a single block of size `seq_len` without overlap.
+
+        seq_len (int): The padded sequence length (> 0).
+        RETURNS (Tuple[int, int, int]): The block size, the overlap and the number of blocks.
+        """
+        if self.window is None or seq_len <= self.window:
+            return seq_len, 0, 1
+        block = self.window
+        return block, self.window_overlap, math.ceil(seq_len / block)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """Apply block-local self-attention, the residual connection and LayerNorm.
+
+        x (Tensor): The inputs, shape (batch, seq_len, width). Padded positions may hold
+            anything finite; they are never used as keys.
+        lengths (Tensor): The true lengths, shape (batch,), on the device of `x`.
+        RETURNS (Tensor): The outputs, shape (batch, seq_len, width). Rows at padded
+            positions are finite but meaningless.
+        """
+        batch, seq_len, width = x.shape
+        if seq_len == 0:
+            return self.norm(x)
+        block, overlap, n_blocks = self.block_geometry(seq_len)
+        padded_len = n_blocks * block
+        span = block + 2 * overlap
+        heads, head_size = self.heads, self.head_size
+
+        # shape: (batch, seq_len, width) each
+        query, key, value = self.qkv(x).chunk(3, dim=-1)
+        # shape: (batch * n_blocks, heads, block, head_size)
+        query = (
+            F.pad(query, (0, 0, 0, padded_len - seq_len))
+            .view(batch, n_blocks, block, heads, head_size)
+            .permute(0, 1, 3, 2, 4)
+            .reshape(batch * n_blocks, heads, block, head_size)
+        )
+        # shape: (batch * n_blocks, heads, span, head_size) each
+        key, value = (
+            F.pad(t, (0, 0, overlap, padded_len - seq_len + overlap))
+            .unfold(1, span, block)  # (batch, n_blocks, width, span)
+            .reshape(batch, n_blocks, heads, head_size, span)
+            .transpose(3, 4)
+            .reshape(batch * n_blocks, heads, span, head_size)
+            for t in (key, value)
+        )
+        # Absolute position of each key slot in each block.
+        # shape: (n_blocks, span)
+        positions = (
+            torch.arange(n_blocks, device=x.device).unsqueeze(1) * block
+            - overlap
+            + torch.arange(span, device=x.device).unsqueeze(0)
+        )
+        # shape: (batch, n_blocks, span)
+        valid = (positions >= 0) & (positions < lengths.view(batch, 1, 1))
+        # An additive mask with a large *finite* negative value: a fully masked row (a
+        # query in a block made only of padding) then gets finite, ignored outputs
+        # instead of NaNs that would poison the gradients.
+        # shape: (batch * n_blocks, 1, 1, span)
+        mask = torch.zeros(valid.shape, dtype=x.dtype, device=x.device).masked_fill(
+            ~valid, torch.finfo(x.dtype).min
+        )
+        mask = mask.view(batch * n_blocks, 1, 1, span)
+        # shape: (batch * n_blocks, heads, block, head_size)
+        attended = F.scaled_dot_product_attention(
+            query,
+            key,
+            value,
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        # shape: (batch, seq_len, width)
+        attended = (
+            attended.view(batch, n_blocks, heads, block, head_size)
+            .permute(0, 1, 3, 2, 4)
+            .reshape(batch, padded_len, width)[:, :seq_len]
+        )
+        return self.norm(x + self.out_proj(attended))
+
+
+class BiLSTMAttnEmitter(nn.Module):
+    """Compute CRF emission scores from padded token vectors: input dropout, a
+    bidirectional LSTM over packed sequences, dropout, optional block-local multi-head
+    self-attention (residual + LayerNorm), dropout and a linear layer to the tags.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        num_tags: int,
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        dropout: float = 0.3,
+        input_dropout: float = 0.1,
+        attention_heads: int = 4,
+        attention_dropout: float = 0.1,
+        window: Optional[int] = 256,
+        window_overlap: int = 64,
+    ) -> None:
+        """Initialize the emission model.
+
+        input_size (int): The width of the token vectors (thinc's `nI`).
+        num_tags (int): The number of tags, i.e. of emission scores per token (`nO`).
+        hidden_size (int): The LSTM hidden size per direction; the BiLSTM outputs and
+            the attention work on 2 * hidden_size.
+        num_layers (int): The number of stacked BiLSTM layers.
+        dropout (float): Dropout between LSTM layers, after the BiLSTM and before the
+            output layer.
+        input_dropout (float): Dropout on the input vectors.
+        attention_heads (int): The number of attention heads; must divide 2 * hidden_size.
+            0 turns attention off (a plain BiLSTM-CRF; no attention parameters).
+        attention_dropout (float): Dropout on the attention weights.
+        window (Optional[int]): The attention block size W. Sequences up to W tokens get
+            full attention; longer ones get block-local attention, linear in the length.
+            None or 0 means always full attention (quadratic in the length).
+        window_overlap (int): How many tokens beyond each edge of its block a query may
+            attend to. Must be smaller than `window`.
+        """
+        super().__init__()
+        self.input_size = _check_int("input_size", input_size, 1)
+        self.num_tags = _check_int("num_tags", num_tags, 1)
+        self.hidden_size = _check_int("hidden_size", hidden_size, 1)
+        self.num_layers = _check_int("num_layers", num_layers, 1)
+        self.attention_heads = _check_int("attention_heads", attention_heads, 0)
+        dropout = _check_prob("dropout", dropout)
+        self.input_dropout = nn.Dropout(_check_prob("input_dropout", input_dropout))
+        # nn.LSTM warns when given inter-layer dropout with a single layer.
+        self.lstm = nn.LSTM(
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bidirectional=True,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.attention: Optional[LocalSelfAttention] = None
+        if attention_heads > 0:
+            self.attention = LocalSelfAttention(
+                2 * hidden_size,
+                attention_heads,
+                dropout=attention_dropout,
+                window=window,
+                window_overlap=window_overlap,
+            )
+        else:  # still validate, so that a config error is not hidden by the ablation
+            _check_prob("attention_dropout", attention_dropout)
+            if window is not None:
+                _check_int("window", window, 0)
+            _check_int("window_overlap", window_overlap, 0)
+            if window and window_overlap >= window:
+                raise ValueError(Errors.BCE043.format(overlap=window_overlap, window=window))
+        self.hidden2tag = nn.Linear(2 * hidden_size, num_tags)
+
+    def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
+        """Compute the emission scores of a padded batch.
+
+        inputs (Tensor): Token vectors, shape (batch, seq_len, input_size), of the
+            module's floating dtype and device. The content of padded positions is ignored.
+        lengths (Tensor): Integer lengths, shape (batch,), each in [0, seq_len]; on any
+            device.
+        RETURNS (Tensor): Emission scores, shape (batch, seq_len, num_tags); exactly 0 at
+            padded positions.
+        """
+        lengths_cpu = self._validate(inputs, lengths)
+        batch, seq_len, _ = inputs.shape
+        # shape: (batch,)
+        lengths_dev = lengths_cpu.to(inputs.device)
+        # shape: (batch, seq_len)
+        mask = torch.arange(seq_len, device=inputs.device).unsqueeze(0) < lengths_dev.unsqueeze(1)
+        # Zero the padding so that arbitrary pad content (even inf/NaN) cannot leak in.
+        # shape: (batch, seq_len, input_size)
+        inputs = inputs.masked_fill(~mask.unsqueeze(-1), 0.0)
+        # shape: (batch, seq_len, 2 * hidden_size)
+        hidden = self._encode(self.input_dropout(inputs), lengths_cpu)
+        hidden = self.dropout(hidden)
+        if self.attention is not None:
+            hidden = self.dropout(self.attention(hidden, lengths_dev))
+        # shape: (batch, seq_len, num_tags)
+        emissions = self.hidden2tag(hidden)
+        return emissions.masked_fill(~mask.unsqueeze(-1), 0.0)
+
+    def _encode(self, inputs: Tensor, lengths_cpu: Tensor) -> Tensor:
+        """Run the BiLSTM over the non-empty sequences, packed.
+
+        inputs (Tensor): Shape (batch, seq_len, input_size).
+        lengths_cpu (Tensor): int64 lengths on the CPU, shape (batch,).
+        RETURNS (Tensor): The BiLSTM states, shape (batch, seq_len, 2 * hidden_size);
+            0 at padded positions and for empty sequences.
+        """
+        batch, seq_len, _ = inputs.shape
+        # shape: (batch, seq_len, 2 * hidden_size)
+        states = inputs.new_zeros(batch, seq_len, 2 * self.hidden_size)
+        # pack_padded_sequence rejects zero lengths: run only the non-empty sequences.
+        # shape: (n_nonempty,)
+        nonempty = (lengths_cpu > 0).nonzero().squeeze(1)
+        if seq_len == 0 or nonempty.numel() == 0:
+            # Every position is padding, so `inputs` is all zeros here. Keep it in the
+            # autograd graph anyway, so that callers (e.g. thinc's PyTorchShim, which reads
+            # `inputs.grad`) get a zero gradient rather than None.
+            return states + inputs.sum() * 0.0
+        all_nonempty = nonempty.numel() == batch
+        index = nonempty.to(inputs.device)
+        # shape: (n_nonempty, seq_len, input_size)
+        selected = inputs if all_nonempty else inputs.index_select(0, index)
+        packed = pack_padded_sequence(
+            selected, lengths_cpu[nonempty], batch_first=True, enforce_sorted=False
+        )
+        packed_states, _ = self.lstm(packed)
+        # shape: (n_nonempty, seq_len, 2 * hidden_size)
+        padded, _ = pad_packed_sequence(packed_states, batch_first=True, total_length=seq_len)
+        return padded if all_nonempty else states.index_copy(0, index, padded)
+
+    def _validate(self, inputs: Tensor, lengths: Tensor) -> Tensor:
+        """Check the arguments of `forward` up front.
+
+        inputs (Tensor): See `forward`.
+        lengths (Tensor): See `forward`.
+        RETURNS (Tensor): The lengths as int64 on the CPU.
+        """
+        if not isinstance(inputs, Tensor):
+            raise ValueError(
+                Errors.BCE040.format(name="inputs", expected="a torch.Tensor", got=type(inputs))
+            )
+        if not isinstance(lengths, Tensor):
+            raise ValueError(
+                Errors.BCE040.format(name="lengths", expected="a torch.Tensor", got=type(lengths))
+            )
+        if inputs.dim() != 3 or inputs.size(2) != self.input_size:
+            raise ValueError(
+                Errors.BCE040.format(
+                    name="inputs",
+                    expected=f"shape (batch, seq_len, {self.input_size})",
+                    got=f"shape {tuple(inputs.shape)}",
+                )
+            )
+        param = self.hidden2tag.weight
+        if inputs.dtype != param.dtype:
+            raise ValueError(
+                Errors.BCE040.format(
+                    name="inputs",
+                    expected=f"dtype {param.dtype} (the module's; convert the module or "
+                    "the inputs with .to(dtype))",
+                    got=f"dtype {inputs.dtype}",
+                )
+            )
+        if inputs.device != param.device:
+            raise ValueError(
+                Errors.BCE040.format(
+                    name="inputs",
+                    expected=f"device {param.device} (the module's)",
+                    got=f"device {inputs.device}",
+                )
+            )
+        if lengths.shape != (inputs.size(0),):
+            raise ValueError(
+                Errors.BCE040.format(
+                    name="lengths",
+                    expected=f"shape ({inputs.size(0)},) (one length per sequence)",
+                    got=f"shape {tuple(lengths.shape)}",
+                )
+            )
+        if lengths.dtype == torch.bool or lengths.is_floating_point() or lengths.is_complex():
+            raise ValueError(
+                Errors.BCE040.format(
+                    name="lengths", expected="an integer dtype", got=f"dtype {lengths.dtype}"
+                )
+            )
+        lengths_cpu = lengths.detach().to(device="cpu", dtype=torch.int64)
+        if lengths_cpu.numel() and (
+            int(lengths_cpu.min()) < 0 or int(lengths_cpu.max()) > inputs.size(1)
+        ):
+            raise ValueError(
+                Errors.BCE040.format(
+                    name="lengths",
+                    expected=f"values in [0, {inputs.size(1)}] (the padded length)",
+                    got=lengths_cpu.tolist(),
+                )
+            )
+        return lengths_cpu

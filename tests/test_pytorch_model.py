@@ -1,0 +1,379 @@
+"""Tests for spacy_bilstm_crf.pytorch_model (BiLSTM + local self-attention emitter)."""
+
+import math
+from typing import List, Optional
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spacy_bilstm_crf.pytorch_model import BiLSTMAttnEmitter, LocalSelfAttention
+
+INPUT_SIZE = 6
+NUM_TAGS = 5
+
+
+def make_emitter(seed: int = 0, **kwargs) -> BiLSTMAttnEmitter:
+    settings = {"hidden_size": 8, "num_layers": 2, "attention_heads": 2}
+    settings.update(kwargs)
+    torch.manual_seed(seed)
+    return BiLSTMAttnEmitter(INPUT_SIZE, NUM_TAGS, **settings)
+
+
+def pad_batch(seqs: List[torch.Tensor], seq_len: Optional[int] = None, fill: float = 0.0):
+    """Pad a list of (length, width) tensors to (batch, seq_len, width) + lengths."""
+    seq_len = max([len(s) for s in seqs] + [0]) if seq_len is None else seq_len
+    width = seqs[0].shape[1]
+    batch = torch.full((len(seqs), seq_len, width), fill, dtype=seqs[0].dtype)
+    for i, seq in enumerate(seqs):
+        batch[i, : len(seq)] = seq
+    return batch, torch.tensor([len(s) for s in seqs], dtype=torch.int64)
+
+
+def random_seqs(lengths: List[int], seed: int = 1, dtype=torch.float32) -> List[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(n, INPUT_SIZE, generator=gen, dtype=dtype) for n in lengths]
+
+
+def reference_attention(layer: LocalSelfAttention, x: torch.Tensor, lengths: torch.Tensor):
+    """Slow reference: the block-local attention definition with an explicit L x L mask."""
+    batch, seq_len, width = x.shape
+    heads, head_size = layer.heads, width // layer.heads
+    q, k, v = (
+        t.view(batch, seq_len, heads, head_size).transpose(1, 2)
+        for t in layer.qkv(x).chunk(3, dim=-1)
+    )
+    scores = q @ k.transpose(-1, -2) / math.sqrt(head_size)
+    i = torch.arange(seq_len).view(-1, 1)
+    j = torch.arange(seq_len).view(1, -1)
+    if layer.window is None:
+        allowed = torch.ones(seq_len, seq_len, dtype=torch.bool)
+    else:
+        block_start = (i // layer.window) * layer.window
+        allowed = (j >= block_start - layer.window_overlap) & (
+            j < block_start + layer.window + layer.window_overlap
+        )
+    allowed = allowed.unsqueeze(0) & (j.unsqueeze(0) < lengths.view(-1, 1, 1))
+    scores = scores.masked_fill(~allowed.unsqueeze(1), float("-inf"))
+    probs = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # fully masked = padded queries
+    attended = (probs @ v).transpose(1, 2).reshape(batch, seq_len, width)
+    return layer.norm(x + layer.out_proj(attended))
+
+
+# ---------------------------------------------------------------------------- shapes
+
+
+@pytest.mark.parametrize("heads", [0, 1, 4])
+@pytest.mark.parametrize("window", [None, 0, 4, 256])
+def test_output_shape_and_zero_padding(heads, window):
+    model = make_emitter(attention_heads=heads, window=window, window_overlap=1).eval()
+    inputs, lengths = pad_batch(random_seqs([3, 11, 7]), fill=float("nan"))
+    inputs[0, 3:5] = float("inf")
+    emissions = model(inputs, lengths)
+    assert emissions.shape == (3, 11, NUM_TAGS)
+    assert emissions.dtype == torch.float32
+    mask = torch.arange(11).unsqueeze(0) < lengths.unsqueeze(1)
+    assert torch.isfinite(emissions).all()
+    assert (emissions[~mask] == 0).all()
+    assert (emissions[mask] != 0).any(dim=-1).all()
+
+
+def test_lengths_any_integer_dtype():
+    model = make_emitter().eval()
+    inputs, lengths = pad_batch(random_seqs([4, 2]))
+    expected = model(inputs, lengths)
+    for dtype in (torch.int32, torch.int16, torch.uint8):
+        assert torch.equal(model(inputs, lengths.to(dtype)), expected)
+
+
+# ---------------------------------------------------------------- padding independence
+
+
+def assert_padding_independent(model: BiLSTMAttnEmitter, lengths: List[int], seed: int = 1):
+    model.eval()
+    seqs = random_seqs(lengths, seed=seed)
+    batch, batch_lengths = pad_batch(seqs, fill=3.0)
+    batched = model(batch, batch_lengths)
+    longer, longer_lengths = pad_batch(seqs, seq_len=max(lengths) + 13, fill=-7.0)
+    padded_more = model(longer, longer_lengths)
+    reversed_batch, reversed_lengths = pad_batch(seqs[::-1])
+    reversed_out = model(reversed_batch, reversed_lengths).flip(0)
+    for i, seq in enumerate(seqs):
+        n = len(seq)
+        alone = model(seq.unsqueeze(0), torch.tensor([n]))[0]
+        alone_padded = model(
+            torch.cat([seq, torch.randn(5, INPUT_SIZE)]).unsqueeze(0), torch.tensor([n])
+        )[0]
+        torch.testing.assert_close(alone_padded[:n], alone, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(batched[i, :n], alone, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(padded_more[i, :n], alone, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(reversed_out[i, :n], alone, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs,lengths",
+    [
+        ({}, [3, 20, 37, 1]),
+        ({"attention_heads": 0}, [3, 20, 37, 1]),
+        ({"window": 8, "window_overlap": 2}, [3, 20, 37]),
+        ({"window": 8, "window_overlap": 2}, [8, 16, 17, 1, 9]),
+        ({"window": 5, "window_overlap": 0}, [4, 23, 10]),
+        ({"window": 6, "window_overlap": 5}, [2, 31, 13]),
+        ({"window": None}, [3, 20, 37]),
+    ],
+)
+def test_padding_and_batch_independence(kwargs, lengths):
+    assert_padding_independent(make_emitter(**kwargs), lengths)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 30), min_size=1, max_size=4),
+    window=st.integers(2, 9),
+    overlap_frac=st.floats(0.0, 0.99),
+)
+def test_padding_independence_property(lengths, window, overlap_frac):
+    overlap = int(overlap_frac * window)
+    model = make_emitter(window=window, window_overlap=overlap)
+    assert_padding_independent(model, lengths)
+
+
+# ------------------------------------------------------------------ windowed attention
+
+
+@pytest.mark.parametrize("lengths", [[8, 5, 1], [3], [7, 8]])
+def test_windowed_equals_full_attention_when_short(lengths):
+    windowed = make_emitter(window=8, window_overlap=3).eval()
+    full = make_emitter(window=None).eval()
+    full.load_state_dict(windowed.state_dict())
+    inputs, lens = pad_batch(random_seqs(lengths))
+    torch.testing.assert_close(windowed(inputs, lens), full(inputs, lens), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "window,overlap,lengths",
+    [
+        (8, 2, [37, 20, 3]),
+        (8, 0, [37, 20, 3]),
+        (8, 7, [37, 20, 3]),
+        (4, 1, [16, 13, 0, 4]),
+        (3, 2, [10, 1]),
+        (None, 0, [12, 7]),
+        (64, 8, [40, 12]),  # everything within one block
+    ],
+)
+def test_windowed_attention_matches_bruteforce(window, overlap, lengths):
+    torch.manual_seed(0)
+    layer = LocalSelfAttention(12, 3, window=window, window_overlap=overlap).double().eval()
+    lens = torch.tensor(lengths)
+    x = torch.randn(len(lengths), max(lengths), 12, dtype=torch.float64)
+    out = layer(x, lens)
+    expected = reference_attention(layer, x, lens)
+    mask = torch.arange(x.size(1)).unsqueeze(0) < lens.unsqueeze(1)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out[mask], expected[mask], atol=1e-10, rtol=1e-10)
+
+
+def test_block_geometry():
+    layer = LocalSelfAttention(8, 2, window=10, window_overlap=3)
+    assert layer.block_geometry(10) == (10, 0, 1)
+    assert layer.block_geometry(4) == (4, 0, 1)
+    assert layer.block_geometry(11) == (10, 3, 2)
+    assert layer.block_geometry(100) == (10, 3, 10)
+    assert LocalSelfAttention(8, 2, window=None).block_geometry(10**6) == (10**6, 0, 1)
+
+
+def test_window_none_and_zero_mean_full_attention():
+    a = make_emitter(window=None, window_overlap=64).eval()
+    b = make_emitter(window=0).eval()
+    assert a.attention is not None and a.attention.window is None
+    assert b.attention is not None and b.attention.window is None
+    inputs, lengths = pad_batch(random_seqs([30, 12]))
+    assert torch.equal(a(inputs, lengths), b(inputs, lengths))
+
+
+def test_long_input_runs():
+    torch.manual_seed(0)
+    model = BiLSTMAttnEmitter(16, 3, hidden_size=8, num_layers=1, window=64, window_overlap=16)
+    model.eval()
+    n = 20_000
+    inputs = torch.randn(2, n, 16)
+    lengths = torch.tensor([n, n - 1_001])
+    with torch.no_grad():
+        emissions = model(inputs, lengths)
+    assert emissions.shape == (2, n, 3)
+    assert torch.isfinite(emissions).all()
+    assert (emissions[1, n - 1_001 :] == 0).all()
+    with torch.no_grad():  # the tail of a long doc equals the same tokens on their own
+        tail = model(inputs[:1, : 64 * 3], torch.tensor([64 * 3]))
+    torch.testing.assert_close(emissions[0, :64], tail[0, :64], atol=1e-5, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------ ablation
+
+
+def test_no_attention():
+    model = make_emitter(attention_heads=0).eval()
+    assert model.attention is None
+    names = [name for name, _ in model.named_parameters()]
+    assert not any("attention" in name for name in names)
+    assert sorted({name.split(".")[0] for name in names}) == ["hidden2tag", "lstm"]
+    with_attention = make_emitter(attention_heads=2)
+    assert any(name.startswith("attention.") for name, _ in with_attention.named_parameters())
+    inputs, lengths = pad_batch(random_seqs([5, 2]))
+    assert model(inputs, lengths).shape == (2, 5, NUM_TAGS)
+
+
+# ------------------------------------------------------------------------- empties
+
+
+@pytest.mark.parametrize("heads", [0, 2])
+def test_empty_sequences(heads):
+    model = make_emitter(attention_heads=heads).eval()
+    seqs = random_seqs([4, 0, 6, 0])
+    inputs, lengths = pad_batch(seqs, fill=float("nan"))
+    emissions = model(inputs, lengths)
+    assert emissions.shape == (4, 6, NUM_TAGS)
+    assert (emissions[1] == 0).all() and (emissions[3] == 0).all()
+    alone = model(seqs[2].unsqueeze(0), torch.tensor([6]))[0]
+    torch.testing.assert_close(emissions[2], alone, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("heads", [0, 2])
+@pytest.mark.parametrize("shape", [(3, 5), (3, 0), (0, 0), (0, 4)])
+def test_only_empty(heads, shape):
+    batch, seq_len = shape
+    model = make_emitter(attention_heads=heads).train()
+    inputs = torch.randn(batch, seq_len, INPUT_SIZE, requires_grad=True)
+    emissions = model(inputs, torch.zeros(batch, dtype=torch.int64))
+    assert emissions.shape == (batch, seq_len, NUM_TAGS)
+    assert (emissions == 0).all()
+    # Connected to the graph, so a wrapper may always call backward on it.
+    assert emissions.requires_grad
+    emissions.sum().backward()
+    assert inputs.grad is not None and (inputs.grad == 0).all()
+
+
+# ------------------------------------------------------------------ train / backward
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"attention_heads": 0}, {"window": 4, "window_overlap": 1}])
+def test_gradients_flow(kwargs):
+    model = make_emitter(**kwargs).train()
+    inputs, lengths = pad_batch(random_seqs([9, 3, 0, 6]))
+    inputs.requires_grad_(True)
+    emissions = model(inputs, lengths)
+    loss = (emissions * torch.randn_like(emissions)).sum()
+    loss.backward()
+    assert inputs.grad is not None and torch.isfinite(inputs.grad).all()
+    mask = torch.arange(9).unsqueeze(0) < lengths.unsqueeze(1)
+    assert (inputs.grad[~mask] == 0).all()
+    assert (inputs.grad[mask] != 0).any()
+    for name, param in model.named_parameters():
+        assert param.grad is not None, name
+        assert torch.isfinite(param.grad).all(), name
+        assert (param.grad != 0).any(), name
+
+
+def test_eval_deterministic_train_stochastic():
+    model = make_emitter(dropout=0.5, input_dropout=0.5, attention_dropout=0.5)
+    inputs, lengths = pad_batch(random_seqs([12, 7]))
+    model.eval()
+    assert torch.equal(model(inputs, lengths), model(inputs, lengths))
+    model.train()
+    torch.manual_seed(1)
+    first = model(inputs, lengths)
+    torch.manual_seed(2)
+    assert not torch.equal(first, model(inputs, lengths))
+
+
+def test_float64_and_to():
+    model32 = make_emitter(window=4, window_overlap=1).eval()
+    model64 = make_emitter(window=4, window_overlap=1).to(torch.float64).eval()
+    inputs, lengths = pad_batch(random_seqs([10, 3]))
+    out64 = model64(inputs.double(), lengths)
+    assert out64.dtype == torch.float64
+    torch.testing.assert_close(model32(inputs, lengths).double(), out64, atol=1e-5, rtol=1e-5)
+    model64.to("cpu")
+    assert model64(inputs.double(), lengths).dtype == torch.float64
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_with_cpu_lengths():
+    model = make_emitter(window=4, window_overlap=1).eval()
+    inputs, lengths = pad_batch(random_seqs([10, 3]))
+    expected = model(inputs, lengths)
+    model.to("cuda")
+    out = model(inputs.cuda(), lengths)
+    torch.testing.assert_close(out.cpu(), expected, atol=1e-4, rtol=1e-4)
+    assert torch.equal(out, model(inputs.cuda(), lengths.cuda()))
+
+
+# ------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    "inputs,lengths",
+    [
+        (torch.zeros(2, 3), torch.tensor([3, 3])),  # 2-d inputs
+        (torch.zeros(2, 3, INPUT_SIZE + 1), torch.tensor([3, 3])),  # wrong width
+        (torch.zeros(1, 2, 3, INPUT_SIZE), torch.tensor([3])),  # 4-d
+        (torch.zeros(2, 3, INPUT_SIZE, dtype=torch.float64), torch.tensor([3, 3])),
+        (torch.zeros(2, 3, INPUT_SIZE, dtype=torch.int64), torch.tensor([3, 3])),
+        (torch.zeros(2, 3, INPUT_SIZE), torch.tensor([3])),  # one length missing
+        (torch.zeros(2, 3, INPUT_SIZE), torch.tensor([[3, 3]])),  # 2-d lengths
+        (torch.zeros(2, 3, INPUT_SIZE), torch.tensor([3.0, 3.0])),  # float lengths
+        (torch.zeros(2, 3, INPUT_SIZE), torch.tensor([True, True])),  # bool lengths
+        (torch.zeros(2, 3, INPUT_SIZE), torch.tensor([4, 3])),  # longer than seq_len
+        (torch.zeros(2, 3, INPUT_SIZE), torch.tensor([-1, 3])),  # negative
+        (torch.zeros(2, 3, INPUT_SIZE), [3, 3]),  # not a tensor
+        ([[0.0] * INPUT_SIZE], torch.tensor([1])),  # not a tensor
+    ],
+)
+def test_bad_inputs_raise(inputs, lengths):
+    model = make_emitter()
+    with pytest.raises(ValueError, match=r"\[BCE040\] BiLSTMAttnEmitter"):
+        model(inputs, lengths)
+
+
+@pytest.mark.parametrize(
+    "kwargs,code",
+    [
+        ({"hidden_size": 5, "attention_heads": 4}, "BCE042"),  # 10 % 4 != 0
+        ({"window": 8, "window_overlap": 8}, "BCE043"),
+        ({"window": 8, "window_overlap": 9, "attention_heads": 0}, "BCE043"),
+        ({"window": -1}, "BCE041"),
+        ({"window_overlap": -1}, "BCE041"),
+        ({"attention_heads": -1}, "BCE041"),
+        ({"dropout": 1.0}, "BCE041"),
+        ({"input_dropout": -0.1}, "BCE041"),
+        ({"attention_dropout": 1.5}, "BCE041"),
+        ({"num_layers": 0}, "BCE041"),
+        ({"hidden_size": 0}, "BCE041"),
+        ({"hidden_size": 8.0}, "BCE041"),
+    ],
+)
+def test_bad_settings_raise(kwargs, code):
+    with pytest.raises(ValueError, match=rf"\[{code}\] BiLSTMAttnEmitter"):
+        make_emitter(**kwargs)
+
+
+@pytest.mark.parametrize("input_size,num_tags", [(0, 3), (4, 0), (True, 3)])
+def test_bad_sizes_raise(input_size, num_tags):
+    with pytest.raises(ValueError, match=r"\[BCE041\]"):
+        BiLSTMAttnEmitter(input_size, num_tags)
+
+
+def test_defaults():
+    model = BiLSTMAttnEmitter(96, 9)
+    assert model.lstm.hidden_size == 128 and model.lstm.num_layers == 2
+    assert model.lstm.bidirectional and model.lstm.batch_first
+    assert model.lstm.dropout == pytest.approx(0.3)
+    assert model.dropout.p == pytest.approx(0.3)
+    assert model.input_dropout.p == pytest.approx(0.1)
+    assert model.attention is not None
+    assert (model.attention.heads, model.attention.dropout) == (4, pytest.approx(0.1))
+    assert (model.attention.window, model.attention.window_overlap) == (256, 64)
+    assert model.hidden2tag.out_features == 9

@@ -68,6 +68,23 @@ class Errors(metaclass=ErrorsWithCodes):
         "transition constraints). Check that pre-set entities or partial gold tags are "
         "consistent with the tag scheme."
     )
+    BCE013 = (
+        "CRF: give exactly one of `tags` (one gold path) and `tag_mask` (a set of gold "
+        "paths) to compute the log-likelihood, got {got}."
+    )
+    BCE014 = (
+        "CRF: the transition constraints allow no tag sequence of length {length} "
+        "(sequence {index}). Check allowed_start, allowed_transitions and allowed_end."
+    )
+    BCE015 = (
+        "CRF: the gold tags of sequence {index} are forbidden by the transition constraints: "
+        "{detail}. Their log-likelihood would be -inf. Fix the annotation (or convert it to "
+        "the CRF's tag scheme), or pass the gold annotation as a `tag_mask` instead."
+    )
+    BCE016 = (
+        "CRF: span query {index} {span!r} is invalid: {detail}. Expected (batch_index, "
+        "start, tag_path, continuation_tags) with a non-empty tag path inside the sequence."
+    )
     # component
     BCE020 = (
         "Cannot add label {label!r} to the initialized component {name!r}: the CRF's "
@@ -113,6 +130,20 @@ class Errors(metaclass=ErrorsWithCodes):
         "{path}, line {line}: expected {expected}, got {got!r}. {hint}"
     )
     BCE031 = "{path}: the file does not exist. Pass the path of a CoNLL-style file."
+    BCE032 = "Invalid {name} {value!r} for reading CoNLL data: expected {expected}."
+    BCE033 = (
+        "doc_boundaries=True makes one Doc per -DOCSTART- document, so it cannot be "
+        "combined with n_sents={n_sents}. Use either doc_boundaries (leave n_sents at 1) or "
+        "n_sents."
+    )
+    BCE034 = (
+        "{path}: the output must be a '.spacy' file (spaCy's Corpus reads only *.spacy "
+        "files), got the suffix {suffix!r}. Name the output e.g. corpus/train.spacy."
+    )
+    BCE035 = (
+        "The CoNLL corpus reader has no path. Set it in the config, e.g. "
+        "`[corpora.train] path = ${{paths.train}}`, and pass `--paths.train FILE`."
+    )
     # BiLSTM + self-attention emission model (pytorch_model.py)
     BCE040 = "BiLSTMAttnEmitter: {name} expected {expected}, got {got}."
     BCE041 = (

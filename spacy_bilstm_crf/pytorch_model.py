@@ -1,7 +1,7 @@
 """BiLSTM + local self-attention emission model (a plain ``torch.nn.Module``).
 
 Step ``(batch, len, width) + lengths --BiLSTMAttnEmitter--> emissions`` of the pipeline
-(see STYLE.md §0). The module imports only torch, so it can be used and tested without
+(see STYLE.md §0). The module imports only torch (and the torch-only ``crf.py``), so it can be used and tested without
 thinc or spaCy; ``architectures.py`` wraps it with ``PyTorchWrapper_v2``.
 
 Design notes:
@@ -24,9 +24,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .crf import CRF
 from .errors import Errors
 
-__all__ = ["BiLSTMAttnEmitter", "LocalSelfAttention"]
+__all__ = ["BiLSTMAttnCRFModel", "BiLSTMAttnEmitter", "LocalSelfAttention"]
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
@@ -396,3 +397,57 @@ class BiLSTMAttnEmitter(nn.Module):
                 )
             )
         return lengths_cpu
+
+
+class BiLSTMAttnCRFModel(nn.Module):
+    """The torch module that thinc's ``PyTorchWrapper_v2`` wraps: the emission model and
+    the CRF as submodules, so that spaCy's optimizer updates the CRF's transition scores
+    and the shim's ``state_dict`` saves them. ``forward`` returns the emissions; the pipe
+    calls ``crf`` on them for the loss, decoding and confidences.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        num_tags: int,
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        dropout: float = 0.3,
+        input_dropout: float = 0.1,
+        attention_heads: int = 4,
+        attention_dropout: float = 0.1,
+        window: Optional[int] = 256,
+        window_overlap: int = 64,
+        allowed_start: Optional[object] = None,
+        allowed_transitions: Optional[object] = None,
+        allowed_end: Optional[object] = None,
+    ) -> None:
+        """Initialize the model. The arguments are those of ``BiLSTMAttnEmitter`` and the
+        CRF's boolean constraint masks (see ``crf.CRF``).
+        """
+        super().__init__()
+        self.emitter = BiLSTMAttnEmitter(
+            input_size,
+            num_tags,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            dropout=dropout,
+            input_dropout=input_dropout,
+            attention_heads=attention_heads,
+            attention_dropout=attention_dropout,
+            window=window,
+            window_overlap=window_overlap,
+        )
+        self.crf = CRF(
+            num_tags,
+            batch_first=True,
+            allowed_start=allowed_start,
+            allowed_transitions=allowed_transitions,
+            allowed_end=allowed_end,
+        )
+
+    def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
+        """inputs (Tensor): (batch, seq_len, input_size). lengths (Tensor): (batch,).
+        RETURNS (Tensor): emissions (batch, seq_len, num_tags), 0 at padded positions.
+        """
+        return self.emitter(inputs, lengths)

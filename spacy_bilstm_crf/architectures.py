@@ -1,0 +1,220 @@
+"""Thinc architectures: tok2vec output -> padded batch -> PyTorch BiLSTM + attention + CRF.
+
+The torch module is built lazily, in the thinc ``init``, once the input width (``nI``)
+and the tag set (``nO`` and the transition constraints) are known. The pipe sets the
+tag scheme on the head with ``set_tag_scheme`` before initializing or deserializing.
+"""
+
+from typing import Any, Callable, List, Optional, Tuple, cast
+
+import torch
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2, chain, torch2xp, xp2torch
+from thinc.types import Floats2d
+
+from .crf import CRF
+from .pytorch_model import BiLSTMAttnCRFModel
+from .tag_scheme import TagScheme
+
+HEAD_NAME = "bilstm_attn_crf_head"
+
+
+@registry.architectures("spacy-bilstm-crf.BiLSTMAttnCRF.v1")
+def build_bilstm_attn_crf_v1(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    hidden_size: int = 128,
+    num_layers: int = 2,
+    dropout: float = 0.3,
+    input_dropout: float = 0.1,
+    attention_heads: int = 4,
+    attention_dropout: float = 0.1,
+    window: int = 256,
+    window_overlap: int = 64,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], List[Floats2d]]:
+    """Build the BiLSTM + self-attention + CRF entity recognizer model.
+
+    The model maps docs to per-doc emission scores ``(n_tokens, n_tags)``; the CRF
+    (transition scores and constraints) is a submodule of the same torch module, so
+    spaCy's optimizer updates it and the model's serialization saves it.
+
+    tok2vec (Model[List[Doc], List[Floats2d]]): Token vectors: an embedding layer, a
+        ``spacy.Tok2VecListener.v1`` or a spacy-transformers ``TransformerListener``.
+    hidden_size (int): The LSTM's hidden size per direction.
+    num_layers (int): The number of stacked BiLSTM layers.
+    dropout (float): Dropout on the LSTM outputs and between LSTM layers.
+    input_dropout (float): Dropout on the token vectors.
+    attention_heads (int): Self-attention heads; 0 switches attention off.
+    attention_dropout (float): Dropout on the attention weights.
+    window (int): Attention block size: longer docs use local attention over blocks.
+    window_overlap (int): How far each block's attention reaches into its neighbours.
+    nO (Optional[int]): The number of tags; inferred from the labels at initialize.
+    RETURNS (Model[List[Doc], List[Floats2d]]): The model.
+    """
+    head: Model[List[Floats2d], List[Floats2d]] = Model(
+        HEAD_NAME,
+        head_forward,
+        init=head_init,
+        dims={"nI": None, "nO": nO},
+        attrs={
+            "hidden_size": hidden_size,
+            "num_layers": num_layers,
+            "dropout": dropout,
+            "input_dropout": input_dropout,
+            "attention_heads": attention_heads,
+            "attention_dropout": attention_dropout,
+            "window": window,
+            "window_overlap": window_overlap,
+        },
+    )
+    model = chain(tok2vec, head)
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("head", head)
+    return cast(Model[List[Doc], List[Floats2d]], model)
+
+
+def set_tag_scheme(model: Model, scheme: TagScheme) -> None:
+    """Give the model its tag set (labels and constraints), before initialize/load."""
+    head = model.get_ref("head")
+    if head.has_dim("nO") and head.get_dim("nO") is not None and head.get_dim("nO") != scheme.num_tags:
+        if head.layers:  # already built for another tag set
+            raise ValueError(f"nO mismatch: {head.get_dim('nO')} != {scheme.num_tags}")
+    head.attrs["tag_scheme"] = scheme
+    head.set_dim("nO", scheme.num_tags, force=True)
+
+
+def build_head(head: Model, nI: int) -> None:
+    """Build the torch module for `nI` input features (no-op if already built)."""
+    if head.layers:
+        return
+    scheme: Optional[TagScheme] = head.attrs.get("tag_scheme")
+    if scheme is None:
+        raise ValueError("The tag scheme must be set with set_tag_scheme before building.")
+    head.set_dim("nI", nI, force=True)
+    attrs = head.attrs
+    torch_model = BiLSTMAttnCRFModel(
+        input_size=nI,
+        num_tags=scheme.num_tags,
+        hidden_size=attrs["hidden_size"],
+        num_layers=attrs["num_layers"],
+        dropout=attrs["dropout"],
+        input_dropout=attrs["input_dropout"],
+        attention_heads=attrs["attention_heads"],
+        attention_dropout=attrs["attention_dropout"],
+        window=attrs["window"],
+        window_overlap=attrs["window_overlap"],
+        allowed_start=scheme.allowed_start(),
+        allowed_transitions=scheme.allowed_transitions(),
+        allowed_end=scheme.allowed_end(),
+    )
+    wrapped = PyTorchWrapper_v2(
+        torch_model, convert_inputs=convert_inputs, convert_outputs=convert_outputs
+    )
+    wrapped.set_dim("nI", nI)
+    wrapped.set_dim("nO", scheme.num_tags)
+    head.layers.append(wrapped)
+
+
+def get_torch_model(model: Model) -> BiLSTMAttnCRFModel:
+    """RETURNS (BiLSTMAttnCRFModel): the wrapped torch module of a built model."""
+    head = model.get_ref("head") if model.has_ref("head") else model
+    if not head.layers:
+        raise ValueError("The model has not been initialized.")
+    return cast(BiLSTMAttnCRFModel, head.layers[0].shims[0]._model)
+
+
+def get_crf(model: Model) -> CRF:
+    """RETURNS (CRF): the CRF submodule of a built model."""
+    return get_torch_model(model).crf
+
+
+def get_torch_device(model: Model) -> torch.device:
+    head = model.get_ref("head") if model.has_ref("head") else model
+    return head.layers[0].shims[0].device
+
+
+def head_init(
+    model: Model, X: Optional[List[Floats2d]] = None, Y: Optional[Any] = None
+) -> None:
+    nI = None
+    if X is not None and len(X):
+        nI = X[0].shape[1]
+    elif model.has_dim("nI") and model.get_dim("nI") is not None:
+        nI = model.get_dim("nI")
+    if nI is None:
+        raise ValueError(
+            "Cannot infer the input width of the BiLSTM: initialize with sample docs."
+        )
+    build_head(model, nI)
+
+
+def head_forward(
+    model: Model, X: List[Floats2d], is_train: bool
+) -> Tuple[List[Floats2d], Callable]:
+    if not model.layers:
+        raise ValueError("The BiLSTM-CRF model has not been initialized.")
+    if not X:
+        return [], lambda dY: []
+    return model.layers[0](X, is_train)
+
+
+# ---------------------------------------------------------------- conversions
+def pad_to_torch(
+    ops: Any, X: List[Floats2d], device: torch.device, requires_grad: bool = False
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Pad a list of (length, width) arrays into a torch tensor and lengths.
+
+    RETURNS (Tuple[torch.Tensor, torch.Tensor]): (batch, max_len, width) and (batch,) lengths.
+    """
+    lengths = [int(x.shape[0]) for x in X]
+    width = int(X[0].shape[1]) if X else 0
+    max_len = max(lengths) if lengths else 0
+    # shape: (batch_size, max_len, width)
+    padded = ops.xp.zeros((len(X), max_len, width), dtype=X[0].dtype if X else "f")
+    for i, x in enumerate(X):
+        padded[i, : lengths[i]] = x
+    tensor = xp2torch(padded, requires_grad=requires_grad, device=device)
+    return tensor, torch.tensor(lengths, dtype=torch.long)
+
+
+def unpad_from_torch(ops: Any, tensor: torch.Tensor, lengths: List[int]) -> List[Floats2d]:
+    arr = torch2xp(tensor)
+    return [ops.as_contig(arr[i, :n]) for i, n in enumerate(lengths)]
+
+
+def convert_inputs(
+    model: Model, X: List[Floats2d], is_train: bool
+) -> Tuple[ArgsKwargs, Callable[[ArgsKwargs], List[Floats2d]]]:
+    shim = model.shims[0]
+    nI = model.get_dim("nI")
+    for x in X:
+        if x.ndim != 2 or x.shape[1] != nI:
+            raise ValueError(
+                f"The BiLSTM-CRF expected token vectors of width {nI}, got shape {x.shape}."
+            )
+    lengths = [int(x.shape[0]) for x in X]
+    Xt, lengths_t = pad_to_torch(model.ops, X, shim.device, requires_grad=is_train)
+
+    def backprop(dXt: ArgsKwargs) -> List[Floats2d]:
+        grad = dXt.args[0]
+        if grad is None:
+            return [model.ops.alloc2f(n, nI) for n in lengths]
+        return unpad_from_torch(model.ops, grad, lengths)
+
+    return ArgsKwargs(args=(Xt, lengths_t), kwargs={}), backprop
+
+
+def convert_outputs(
+    model: Model, X_Ytorch: Tuple[List[Floats2d], torch.Tensor], is_train: bool
+) -> Tuple[List[Floats2d], Callable[[List[Floats2d]], ArgsKwargs]]:
+    shim = model.shims[0]
+    X, Yt = X_Ytorch
+    lengths = [int(x.shape[0]) for x in X]
+    Y = unpad_from_torch(model.ops, Yt, lengths)
+
+    def backprop(dY: List[Floats2d]) -> ArgsKwargs:
+        dYt, _ = pad_to_torch(model.ops, dY, shim.device)
+        return ArgsKwargs(args=(Yt,), kwargs={"grad_tensors": dYt})
+
+    return Y, backprop

@@ -1,0 +1,529 @@
+"""The ``bilstm_attn_crf`` pipeline component: a BiLSTM + self-attention + CRF recognizer."""
+
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy
+import srsly
+import torch
+from spacy import util
+from spacy.errors import Errors as SpacyErrors
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.scorer import get_ner_prf
+from spacy.tokens import Doc, Span, SpanGroup
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.types import Floats2d
+
+from .architectures import (
+    build_head,
+    get_crf,
+    get_torch_device,
+    pad_to_torch,
+    set_tag_scheme,
+    unpad_from_torch,
+)
+from .errors import Errors
+from .tag_scheme import SCHEMES, TagScheme, UnknownLabelError, validate_label
+
+default_model_config = """
+[model]
+@architectures = "spacy-bilstm-crf.BiLSTMAttnCRF.v1"
+hidden_size = 128
+num_layers = 2
+dropout = 0.3
+input_dropout = 0.1
+attention_heads = 4
+attention_dropout = 0.1
+window = 256
+window_overlap = 64
+nO = null
+
+[model.tok2vec]
+@architectures = "spacy.MultiHashEmbed.v2"
+width = 96
+attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
+rows = [5000, 1000, 2500, 2500]
+include_static_vectors = false
+"""
+DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
+
+DEFAULT_SPANS_KEY = "crf_ents"
+
+# Entity predictions of one doc: (start, end, label) and the confidence of each
+Prediction = Tuple[List[Tuple[int, int, str]], List[float]]
+
+
+@Language.factory(
+    "bilstm_attn_crf",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "tag_scheme": "BILUO",
+        "spans_key": DEFAULT_SPANS_KEY,
+        "threshold": 0.0,
+        "max_batch_tokens": 8192,
+        "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+    },
+    default_score_weights={
+        "ents_f": 1.0,
+        "ents_p": 0.0,
+        "ents_r": 0.0,
+        "ents_per_type": None,
+    },
+)
+def make_bilstm_attn_crf(
+    nlp: Language,
+    name: str,
+    model: Model[List[Doc], List[Floats2d]],
+    tag_scheme: str,
+    spans_key: Optional[str],
+    threshold: float,
+    max_batch_tokens: int,
+    scorer: Optional[Callable],
+) -> "BiLSTMAttnCRFRecognizer":
+    """Create a BiLSTM + self-attention + CRF entity recognizer.
+
+    model (Model[List[Doc], List[Floats2d]]): Docs -> per-token emission scores; its torch
+        module holds the CRF.
+    tag_scheme (str): "BILUO" or "BIO".
+    spans_key (Optional[str]): Key in `doc.spans` for the predicted entities with their
+        confidences in `attrs["scores"]`; None stores no confidences.
+    threshold (float): Predicted entities with a confidence below this are dropped.
+    max_batch_tokens (int): Padded tokens per length-sorted sub-batch at prediction.
+    scorer (Optional[Callable]): The scoring method.
+    """
+    return BiLSTMAttnCRFRecognizer(
+        nlp.vocab,
+        model,
+        name,
+        tag_scheme=tag_scheme,
+        spans_key=spans_key,
+        threshold=threshold,
+        max_batch_tokens=max_batch_tokens,
+        scorer=scorer,
+    )
+
+
+def ner_score(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+    return get_ner_prf(examples, **kwargs)
+
+
+class BiLSTMAttnCRFRecognizer(TrainablePipe):
+    """A named-entity recognizer: tok2vec -> BiLSTM -> self-attention -> CRF -> doc.ents.
+
+    Entities already on a doc (e.g. from an upstream `entity_ruler`) are kept: the CRF
+    decoder is clamped so that predictions fit around them. Each predicted entity's exact
+    posterior probability is stored in `doc.spans[spans_key].attrs["scores"]`.
+    """
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model[List[Doc], List[Floats2d]],
+        name: str = "bilstm_attn_crf",
+        *,
+        tag_scheme: str = "BILUO",
+        spans_key: Optional[str] = DEFAULT_SPANS_KEY,
+        threshold: float = 0.0,
+        max_batch_tokens: int = 8192,
+        scorer: Optional[Callable] = ner_score,
+    ) -> None:
+        if not isinstance(tag_scheme, str) or tag_scheme.upper() not in SCHEMES:
+            raise ValueError(Errors.BCE001.format(scheme=tag_scheme, options=list(SCHEMES)))
+        if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+            raise ValueError(Errors.BCE025.format(
+                value=threshold, name="threshold", detail="expected a number in [0, 1]"))
+        if not isinstance(max_batch_tokens, int) or max_batch_tokens < 1:
+            raise ValueError(Errors.BCE025.format(
+                value=max_batch_tokens, name="max_batch_tokens", detail="expected an int >= 1"))
+        if spans_key is not None and (not isinstance(spans_key, str) or not spans_key):
+            raise ValueError(Errors.BCE025.format(
+                value=spans_key, name="spans_key", detail="expected a non-empty string or null"))
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg: Dict[str, Any] = {
+            "labels": [],
+            "tag_scheme": tag_scheme.upper(),
+            "spans_key": spans_key,
+            "threshold": float(threshold),
+            "max_batch_tokens": max_batch_tokens,
+            "nI": None,
+        }
+        self._scheme: Optional[TagScheme] = None
+
+    # ------------------------------------------------------------------ labels
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        """RETURNS (Tuple[str]): The entity labels."""
+        return tuple(self.cfg["labels"])
+
+    @property
+    def label_data(self) -> List[str]:
+        """RETURNS (List[str]): The labels, for `spacy init labels`."""
+        return list(self.labels)
+
+    @property
+    def tag_scheme(self) -> TagScheme:
+        if self._scheme is None or self._scheme.labels != self.labels:
+            self._scheme = TagScheme(self.cfg["tag_scheme"], self.labels)
+        return self._scheme
+
+    @property
+    def is_initialized(self) -> bool:
+        return bool(self.model.get_ref("head").layers)
+
+    def add_label(self, label: str) -> int:
+        """Add an entity label. Only possible before the component is initialized.
+
+        label (str): The label to add.
+        RETURNS (int): 0 if the label is already present, otherwise 1.
+        """
+        validate_label(label)
+        if label in self.labels:
+            return 0
+        if self.is_initialized:
+            raise ValueError(Errors.BCE020.format(label=label, name=self.name, labels=list(self.labels)))
+        self.cfg["labels"].append(label)
+        self.vocab.strings.add(label)
+        return 1
+
+    @property
+    def spans_key(self) -> Optional[str]:
+        return self.cfg["spans_key"]
+
+    # ------------------------------------------------------------------ initialize
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Initialize the component: collect labels and build the model.
+
+        get_examples (Callable[[], Iterable[Example]]): Function that returns the
+            training examples (at least a sample of them).
+        nlp (Language): The current nlp object the component is part of.
+        labels (Optional[Sequence[str]]): The labels to use (e.g. from `spacy init labels`);
+            if not given, they are read from the examples.
+        """
+        validate_get_examples(get_examples, "BiLSTMAttnCRFRecognizer.initialize")
+        if self.is_initialized:
+            # re-initializing: start from a fresh model with the (new) label set
+            self.model.get_ref("head").layers.clear()
+        if labels is not None:
+            self.cfg["labels"] = []
+            for label in labels:
+                self.add_label(label)
+        else:
+            found = set(self.labels)
+            for eg in get_examples():
+                for ent in eg.reference.ents:
+                    found.add(ent.label_)
+            for label in sorted(found):
+                self.add_label(label)
+        if not self.labels:
+            raise ValueError(Errors.BCE021.format(name=self.name))
+        # labels sorted for a model that does not depend on data order
+        self.cfg["labels"] = sorted(self.labels)
+        doc_sample = [eg.predicted for eg in islice(get_examples(), 10)]
+        if not doc_sample:
+            raise ValueError(SpacyErrors.E923.format(name=self.name))
+        set_tag_scheme(self.model, self.tag_scheme)
+        self.model.initialize(X=doc_sample)
+        self.cfg["nI"] = self.model.get_ref("head").get_dim("nI")
+
+    def _initialize_before_deserializing(self) -> None:
+        """Build the torch module from cfg so that its weights can be loaded."""
+        head = self.model.get_ref("head")
+        if head.layers or not self.labels:
+            return
+        if self.cfg.get("nI") is None:
+            raise ValueError(SpacyErrors.E149)
+        set_tag_scheme(self.model, self.tag_scheme)
+        build_head(head, int(self.cfg["nI"]))
+
+    def _require_initialized(self) -> None:
+        if not self.is_initialized:
+            raise ValueError(SpacyErrors.E109.format(name=self.name))
+
+    # ------------------------------------------------------------------ prediction
+    def predict(self, docs: Iterable[Doc]) -> List[Prediction]:
+        """Find entities in a batch of docs, without modifying them.
+
+        Docs are sorted by length and run in sub-batches of at most `max_batch_tokens`
+        padded tokens. Entities already on a doc clamp the decoder.
+
+        docs (Iterable[Doc]): The documents to predict.
+        RETURNS (List[Tuple[List[Tuple[int, int, str]], List[float]]]): For each doc, the
+            predicted (start, end, label) spans and their confidences.
+        """
+        docs = list(docs)
+        self._require_initialized()
+        results: List[Optional[Prediction]] = [None] * len(docs)
+        order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
+        for i in order:
+            if len(docs[i]) == 0:
+                results[i] = ([], [])
+        order = [i for i in order if len(docs[i]) > 0]
+        budget = int(self.cfg["max_batch_tokens"])
+        start = 0
+        while start < len(order):
+            end = start + 1
+            # sorted ascending, so the padded size is (number of docs) * (last doc's length)
+            while end < len(order) and (end - start + 1) * len(docs[order[end]]) <= budget:
+                end += 1
+            idx = order[start:end]
+            for i, pred in zip(idx, self._predict_sorted([docs[i] for i in idx])):
+                results[i] = pred
+            start = end
+        return [r if r is not None else ([], []) for r in results]
+
+    def _predict_sorted(self, docs: List[Doc]) -> List[Prediction]:
+        scheme = self.tag_scheme
+        emissions = self.model.predict(docs)
+        for doc, em in zip(docs, emissions):
+            if em.shape[0] != len(doc):
+                raise ValueError(Errors.BCE026.format(got=em.shape[0], expected=len(doc)))
+        crf = get_crf(self.model)
+        device = get_torch_device(self.model)
+        with torch.no_grad():
+            E, lengths = pad_to_torch(self.model.ops, emissions, device)
+            # shape: (batch_size, max_len)
+            mask = torch.arange(E.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
+            mask = mask.to(device)
+            tag_mask = self._preset_tag_mask(docs, E.shape[1])
+            if tag_mask is not None:
+                tag_mask = tag_mask.to(device)
+            paths = crf.decode(E, mask=mask, tag_mask=tag_mask)
+            preds: List[Tuple[List[Tuple[int, int, str]], List[float]]] = []
+            all_spans: List[Tuple[int, int, List[int], List[int]]] = []
+            per_doc_spans: List[List[Tuple[int, int, str]]] = []
+            presets = [_preset_spans(doc) for doc in docs]
+            for b, path in enumerate(paths):
+                spans = [s for s in scheme.tags_to_spans(path) if s not in presets[b]]
+                per_doc_spans.append(spans)
+                for start, end, label in spans:
+                    all_spans.append(
+                        (b, start, scheme.span_tags(start, end, label), scheme.continuation_tags(label))
+                    )
+            if all_spans:
+                log_probs = crf.span_log_probs(E, all_spans, mask=mask, tag_mask=tag_mask)
+                scores = log_probs.exp().clamp(0.0, 1.0).cpu().tolist()
+            else:
+                scores = []
+        k = 0
+        for spans in per_doc_spans:
+            preds.append((spans, scores[k : k + len(spans)]))
+            k += len(spans)
+        return preds
+
+    def _preset_tag_mask(self, docs: List[Doc], max_len: int) -> Optional[torch.Tensor]:
+        if not any(doc.ents for doc in docs):
+            return None
+        # shape: (batch_size, max_len, num_tags)
+        out = numpy.ones((len(docs), max_len, self.tag_scheme.num_tags), dtype=bool)
+        for b, doc in enumerate(docs):
+            if doc.ents:
+                out[b, : len(doc)] = self.tag_scheme.clamp_tag_mask(len(doc), _preset_spans(doc))
+        return torch.from_numpy(out)
+
+    def set_annotations(self, docs: Iterable[Doc], predictions: List[Prediction]) -> None:
+        """Write the predicted entities to `doc.ents` (keeping pre-set entities) and, if
+        `spans_key` is set, to `doc.spans[spans_key]` with their confidences.
+
+        docs (Iterable[Doc]): The documents to modify.
+        predictions: The output of `predict`.
+        """
+        threshold = self.cfg["threshold"]
+        key = self.cfg["spans_key"]
+        for doc, (spans, scores) in zip(docs, predictions):
+            kept: List[Span] = []
+            kept_scores: List[float] = []
+            for (start, end, label), score in zip(spans, scores):
+                if score < threshold:
+                    continue
+                kept.append(Span(doc, start, end, label=label))
+                kept_scores.append(score)
+            preset = list(doc.ents)
+            doc.set_ents(preset + kept, default="outside")
+            if key is not None:
+                group = SpanGroup(doc, name=key, spans=kept)
+                group.attrs["scores"] = numpy.asarray(kept_scores, dtype="float32")
+                doc.spans[key] = group
+
+    # ------------------------------------------------------------------ training
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Learn from a batch of examples: CRF negative log-likelihood, backpropagated
+        through the BiLSTM and attention into the tok2vec.
+
+        examples (Iterable[Example]): A batch of examples.
+        drop (float): The dropout rate for the thinc layers (the torch module uses the
+            dropout rates of its config).
+        sgd (Optional[Optimizer]): An optimizer.
+        losses (Optional[Dict[str, float]]): Accumulated losses, updated in place.
+        RETURNS (Dict[str, float]): The updated losses.
+        """
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "BiLSTMAttnCRFRecognizer.update")
+        self._require_initialized()
+        docs = [eg.predicted for eg in examples]
+        if not any(len(doc) for doc in docs):
+            # Handle cases where there are no tokens in any docs.
+            return losses
+        set_dropout_rate(self.model, drop)
+        emissions, backprop = self.model.begin_update(docs)
+        loss, d_emissions = self.get_loss(examples, emissions)
+        backprop(d_emissions)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(
+        self, examples: Iterable[Example], emissions: List[Floats2d]
+    ) -> Tuple[float, List[Floats2d]]:
+        """The CRF negative log-likelihood of the gold entities, and its gradient with
+        respect to the emissions. Tokens whose gold annotation is missing (or does not
+        align) are not treated as "O": the likelihood sums over every allowed tag there.
+        The gradient of the CRF's own parameters is accumulated for `finish_update`.
+
+        examples (Iterable[Example]): The batch of examples.
+        emissions (List[Floats2d]): The emission scores of each doc.
+        RETURNS (Tuple[float, List[Floats2d]]): The loss and the gradient.
+        """
+        examples = list(examples)
+        validate_examples(examples, "BiLSTMAttnCRFRecognizer.get_loss")
+        gold = self._gold_tag_mask(examples, emissions)
+        crf = get_crf(self.model)
+        device = get_torch_device(self.model)
+        E, lengths = pad_to_torch(self.model.ops, emissions, device, requires_grad=True)
+        # shape: (batch_size, max_len)
+        mask = (torch.arange(E.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)).to(device)
+        try:
+            llh = crf(E, mask=mask, tag_mask=gold.to(device), reduction="none")
+        except ValueError as err:
+            raise ValueError(f"{err} (in the batch of training examples starting with "
+                             f"{examples[0].reference.text[:50]!r})") from err
+        n = max(len(examples), 1)
+        loss = -llh.sum() / n
+        if not torch.isfinite(loss):
+            bad = [i for i, v in enumerate(llh.tolist()) if not numpy.isfinite(v)]
+            i = bad[0] if bad else 0
+            raise ValueError(
+                SpacyErrors.E910.format(name=self.name) + " "
+                + Errors.BCE027.format(loss=float(loss), index=i, text=examples[i].reference.text[:50])
+            )
+        loss.backward()
+        assert E.grad is not None
+        grad = E.grad
+        d_emissions = unpad_from_torch(self.model.ops, grad, lengths.tolist())
+        return float(loss.item()), d_emissions
+
+    def _gold_tag_mask(self, examples: List[Example], emissions: List[Floats2d]) -> torch.Tensor:
+        scheme = self.tag_scheme
+        max_len = max((em.shape[0] for em in emissions), default=0)
+        # shape: (batch_size, max_len, num_tags)
+        out = numpy.ones((len(examples), max_len, scheme.num_tags), dtype=bool)
+        for i, eg in enumerate(examples):
+            tags = eg.get_aligned_ner()
+            try:
+                out[i, : len(tags)] = scheme.gold_tag_mask(tags)
+            except UnknownLabelError as err:
+                raise ValueError(Errors.BCE022.format(
+                    label=err.label, index=i, text=eg.reference.text[:50],
+                    labels=list(self.labels))) from None
+        return torch.from_numpy(out)
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        self.model.finish_update(sgd)
+
+    # ------------------------------------------------------------------ serialization
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        self._validate_serialization_attrs()
+        serialize = {
+            "cfg": lambda: srsly.json_dumps(self.cfg),
+            "vocab": lambda: self.vocab.to_bytes(exclude=exclude),
+            "model": self.model.to_bytes,
+        }
+        return util.to_bytes(serialize, exclude)
+
+    def from_bytes(
+        self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()
+    ) -> "BiLSTMAttnCRFRecognizer":
+        self._validate_serialization_attrs()
+
+        def load_model(b: bytes) -> None:
+            self._load_model_bytes(b, "<bytes>")
+
+        deserialize = {
+            "cfg": lambda b: self.cfg.update(srsly.json_loads(b)),
+            "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
+            "model": load_model,
+        }
+        util.from_bytes(bytes_data, deserialize, exclude)
+        return self
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        self._validate_serialization_attrs()
+        serialize = {
+            "cfg": lambda p: srsly.write_json(p, self.cfg),
+            "vocab": lambda p: self.vocab.to_disk(p, exclude=exclude),
+            "model": lambda p: self.model.to_disk(p),
+        }
+        util.to_disk(path, serialize, exclude)
+
+    def from_disk(
+        self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
+    ) -> "BiLSTMAttnCRFRecognizer":
+        self._validate_serialization_attrs()
+
+        def load_model(p: Path) -> None:
+            with open(p, "rb") as mfile:
+                data = mfile.read()
+            self._load_model_bytes(data, str(p))
+
+        deserialize = {
+            "cfg": lambda p: self.cfg.update(srsly.read_json(p)),
+            "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
+            "model": load_model,
+        }
+        util.from_disk(path, deserialize, exclude)
+        return self
+
+    def _load_model_bytes(self, data: bytes, where: str) -> None:
+        self._initialize_before_deserializing()
+        try:
+            self.model.from_bytes(data)
+        except AttributeError:
+            raise ValueError(SpacyErrors.E149) from None
+        except RuntimeError as err:
+            # torch's load_state_dict: missing/unexpected keys or size mismatches
+            msg = str(err).split("\n")
+            detail = " ".join(line.strip() for line in msg[:4])
+            raise ValueError(Errors.BCE024.format(path=where, detail=detail, labels=list(self.labels))) from None
+        except Exception as err:  # truncated / corrupted msgpack or torch payload
+            raise ValueError(Errors.BCE023.format(path=where, error=f"{type(err).__name__}: {err}")) from None
+
+
+def _preset_spans(doc: Doc) -> List[Tuple[int, int, str]]:
+    return [(ent.start, ent.end, ent.label_) for ent in doc.ents]
+
+
+__all__ = ["BiLSTMAttnCRFRecognizer", "make_bilstm_attn_crf", "DEFAULT_MODEL"]

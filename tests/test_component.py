@@ -1,0 +1,241 @@
+import pickle
+import subprocess
+import sys
+
+import numpy
+import pytest
+import spacy
+from spacy.lang.en import English
+from spacy.tokens import Doc
+from spacy.training import Example
+from spacy.util import load_model_from_path, make_tempdir
+
+from spacy_bilstm_crf.pipeline_component import BiLSTMAttnCRFRecognizer
+
+TRAIN_DATA = [
+    ("Who is Shaka Khan?", {"entities": [(7, 17, "PERSON")]}),
+    ("I like London and Berlin.", {"entities": [(7, 13, "LOC"), (18, 24, "LOC")]}),
+    ("Angela Merkel visited Paris last week.", {"entities": [(0, 13, "PERSON"), (22, 27, "LOC")]}),
+    ("The weather in New York City is cold.", {"entities": [(15, 28, "LOC")]}),
+    ("Nobody lives here.", {"entities": []}),
+]
+
+SMALL_MODEL = {
+    "hidden_size": 32,
+    "num_layers": 1,
+    "attention_heads": 2,
+    "dropout": 0.0,
+    "input_dropout": 0.0,
+    "attention_dropout": 0.0,
+    "tok2vec": {
+        "@architectures": "spacy.MultiHashEmbed.v2",
+        "width": 32,
+        "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
+        "rows": [500, 100, 250, 250],
+        "include_static_vectors": False,
+    },
+}
+
+
+def make_examples(nlp, data=TRAIN_DATA):
+    return [Example.from_dict(nlp.make_doc(text), annots) for text, annots in data]
+
+
+def train(nlp, examples, n_iter=60):
+    optimizer = nlp.initialize(get_examples=lambda: examples)
+    losses = {}
+    for _ in range(n_iter):
+        losses = {}
+        nlp.update(examples, sgd=optimizer, losses=losses)
+    return losses
+
+
+def ents_of(doc):
+    return [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+
+
+@pytest.fixture(params=["BILUO", "BIO"])
+def trained(request):
+    nlp = English()
+    nlp.add_pipe("bilstm_attn_crf", config={"model": SMALL_MODEL, "tag_scheme": request.param})
+    losses = train(nlp, make_examples(nlp))
+    return nlp, losses
+
+
+def test_add_pipe_without_import_uses_entry_point():
+    # a fresh interpreter that never imports our package: spaCy finds the factory
+    code = (
+        "import spacy; nlp = spacy.blank('en'); p = nlp.add_pipe('bilstm_attn_crf'); "
+        "print(type(p).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "BiLSTMAttnCRFRecognizer"
+
+
+def test_uninitialized_pipe_raises_E109():
+    nlp = English()
+    nlp.add_pipe("bilstm_attn_crf", config={"model": SMALL_MODEL})
+    with pytest.raises(ValueError, match="E109"):
+        nlp("Hello there")
+
+
+def test_initialize_with_labels_and_add_label_after_init():
+    nlp = English()
+    ner = nlp.add_pipe("bilstm_attn_crf", config={"model": SMALL_MODEL})
+    examples = make_examples(nlp)
+    nlp.initialize(get_examples=lambda: examples)
+    assert ner.labels == ("LOC", "PERSON")
+    with pytest.raises(ValueError, match="BCE020"):
+        ner.add_label("ORG")
+    nlp2 = English()
+    ner2 = nlp2.add_pipe("bilstm_attn_crf", config={"model": SMALL_MODEL})
+    nlp2.initialize(get_examples=lambda: examples, )
+    ner2.initialize(lambda: examples, nlp=nlp2, labels=["ORG", "LOC", "PERSON"])
+    assert ner2.labels == ("LOC", "ORG", "PERSON")
+    assert ner2.label_data == ["LOC", "ORG", "PERSON"]
+
+
+def test_no_labels_and_no_examples_raise():
+    nlp = English()
+    nlp.add_pipe("bilstm_attn_crf", config={"model": SMALL_MODEL})
+    no_ents = make_examples(nlp, [("Nothing here.", {"entities": []})])
+    with pytest.raises(ValueError, match="BCE021"):
+        nlp.initialize(get_examples=lambda: no_ents)
+    nlp = English()
+    nlp.add_pipe("bilstm_attn_crf", config={"model": SMALL_MODEL})
+    with pytest.raises(TypeError, match="E930"):
+        nlp.initialize(get_examples=lambda: [])
+
+
+def test_bad_settings_raise():
+    nlp = English()
+    with pytest.raises(ValueError, match="BCE001"):
+        nlp.add_pipe("bilstm_attn_crf", config={"tag_scheme": "IOBES"})
+    with pytest.raises(ValueError, match="BCE025"):
+        nlp.add_pipe("bilstm_attn_crf", config={"threshold": 1.5})
+
+
+def test_overfitting_IO(trained):
+    nlp, losses = trained
+    assert losses["bilstm_attn_crf"] < 0.5
+    for text, annots in TRAIN_DATA:
+        doc = nlp(text)
+        assert ents_of(doc) == [(s, e, lab) for s, e, lab in annots["entities"]], text
+    texts = [text for text, _ in TRAIN_DATA]
+    expected = [ents_of(nlp(t)) for t in texts]
+
+    # disk round trip
+    with make_tempdir() as tmp:
+        nlp.to_disk(tmp)
+        nlp2 = load_model_from_path(tmp)
+        assert [ents_of(d) for d in nlp2.pipe(texts)] == expected
+        # spacy.load in a fresh process predicts the same
+        code = (
+            "import spacy, json, sys; nlp = spacy.load(sys.argv[1]); "
+            "print(json.dumps([[(e.start_char, e.end_char, e.label_) for e in nlp(t).ents] "
+            "for t in json.loads(sys.argv[2])]))"
+        )
+        import json
+
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(tmp), json.dumps(texts)],
+            capture_output=True, text=True,
+        )
+        assert out.returncode == 0, out.stderr
+        assert [[tuple(e) for e in ents] for ents in json.loads(out.stdout)] == expected
+
+    # bytes round trip
+    nlp_bytes = nlp.to_bytes()
+    nlp3 = English()
+    nlp3.add_pipe("bilstm_attn_crf", config={"model": SMALL_MODEL, "tag_scheme": nlp.get_pipe("bilstm_attn_crf").cfg["tag_scheme"]})
+    nlp3.from_bytes(nlp_bytes)
+    assert [ents_of(d) for d in nlp3.pipe(texts)] == expected
+
+    # pickle round trip
+    nlp4 = pickle.loads(pickle.dumps(nlp))
+    assert [ents_of(d) for d in nlp4.pipe(texts)] == expected
+
+
+def test_pipe_batch_sizes_agree(trained):
+    nlp, _ = trained
+    texts = [t for t, _ in TRAIN_DATA] * 3 + ["", "Berlin", "Shaka Khan and Angela Merkel in London"]
+    single = [ents_of(nlp(t)) for t in texts]
+    for batch_size in (1, 2, 7, 1000):
+        assert [ents_of(d) for d in nlp.pipe(texts, batch_size=batch_size)] == single
+    pipe = nlp.get_pipe("bilstm_attn_crf")
+    old = pipe.cfg["max_batch_tokens"]
+    pipe.cfg["max_batch_tokens"] = 3  # forces one doc per sub-batch
+    try:
+        assert [ents_of(d) for d in nlp.pipe(texts)] == single
+    finally:
+        pipe.cfg["max_batch_tokens"] = old
+
+
+def test_confidences_are_stored_and_survive_serialization(trained):
+    nlp, _ = trained
+    pipe = nlp.get_pipe("bilstm_attn_crf")
+    doc = nlp("Angela Merkel visited Paris last week.")
+    group = doc.spans[pipe.spans_key]
+    assert [(s.start, s.end, s.label_) for s in group] == [(e.start, e.end, e.label_) for e in doc.ents]
+    scores = group.attrs["scores"]
+    assert len(scores) == len(doc.ents) > 0
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert min(scores) > 0.5  # trained to fit these sentences
+    with make_tempdir() as tmp:
+        nlp.to_disk(tmp)
+        doc2 = spacy.load(tmp)("Angela Merkel visited Paris last week.")
+        numpy.testing.assert_allclose(doc2.spans[pipe.spans_key].attrs["scores"], scores, atol=1e-5)
+    # the scores survive the Doc's own serialization too
+    doc3 = Doc(nlp.vocab).from_bytes(doc.to_bytes())
+    numpy.testing.assert_allclose(doc3.spans[pipe.spans_key].attrs["scores"], scores, atol=1e-6)
+
+
+def test_threshold_drops_low_confidence_entities(trained):
+    nlp, _ = trained
+    pipe = nlp.get_pipe("bilstm_attn_crf")
+    text = "Shaka Khan visited New York City and Berlin."
+    doc = nlp(text)
+    scores = list(doc.spans[pipe.spans_key].attrs["scores"])
+    if not scores:
+        pytest.skip("no entity predicted for the probe text")
+    pipe.cfg["threshold"] = float(min(scores)) + 1e-6
+    try:
+        doc2 = nlp(text)
+        assert len(doc2.ents) == len(doc.ents) - sum(s <= min(scores) for s in scores)
+        assert all(s >= pipe.cfg["threshold"] for s in doc2.spans[pipe.spans_key].attrs["scores"])
+    finally:
+        pipe.cfg["threshold"] = 0.0
+
+
+def test_empty_docs_and_partial_annotation():
+    nlp = English()
+    nlp.add_pipe("bilstm_attn_crf", config={"model": SMALL_MODEL})
+    examples = make_examples(nlp)
+    # an example with missing annotation in the middle ("-" tags)
+    doc = nlp.make_doc("Shaka Khan likes Berlin")
+    partial = Example.from_dict(doc, {"entities": ["B-PERSON", "L-PERSON", "-", "-"]})
+    empty = Example.from_dict(nlp.make_doc(""), {"entities": []})
+    examples = examples + [partial, empty]
+    optimizer = nlp.initialize(get_examples=lambda: examples)
+    losses = {}
+    nlp.update(examples, sgd=optimizer, losses=losses)
+    assert numpy.isfinite(losses["bilstm_attn_crf"])
+    nlp.update([empty], sgd=optimizer, losses=losses)  # only empty docs: no crash
+    assert nlp("").ents == ()
+
+
+def test_unknown_gold_label_raises_naming_example():
+    nlp = English()
+    nlp.add_pipe("bilstm_attn_crf", config={"model": SMALL_MODEL})
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(get_examples=lambda: examples)
+    bad = make_examples(nlp, [("Apple is big.", {"entities": [(0, 5, "ORG")]})])
+    with pytest.raises(ValueError, match="BCE022.*ORG"):
+        nlp.update(bad, sgd=optimizer)
+
+
+def test_is_a_trainable_pipe():
+    nlp = English()
+    pipe = nlp.add_pipe("bilstm_attn_crf")
+    assert isinstance(pipe, BiLSTMAttnCRFRecognizer)
+    assert nlp.get_pipe_meta("bilstm_attn_crf").assigns[0] == "doc.ents"

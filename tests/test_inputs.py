@@ -1,0 +1,262 @@
+"""Shared and transformer inputs, partial labels and pre-set entities."""
+
+import numpy
+import pytest
+from spacy.lang.en import English
+from spacy.tokens import Span
+from spacy.training import Example
+from thinc.api import Config
+
+TRAIN_DATA = [
+    ("Who is Shaka Khan?", {"entities": [(7, 17, "PERSON")]}),
+    ("I like London and Berlin.", {"entities": [(7, 13, "LOC"), (18, 24, "LOC")]}),
+    ("Angela Merkel visited Paris last week.", {"entities": [(0, 13, "PERSON"), (22, 27, "LOC")]}),
+]
+
+SMALL_HEAD = {
+    "hidden_size": 16,
+    "num_layers": 1,
+    "attention_heads": 2,
+    "dropout": 0.0,
+    "input_dropout": 0.0,
+    "attention_dropout": 0.0,
+}
+
+LISTENER_CONFIG = """
+[nlp]
+lang = "en"
+pipeline = ["tok2vec", "bilstm_attn_crf"]
+
+[components]
+
+[components.tok2vec]
+factory = "tok2vec"
+
+[components.tok2vec.model]
+@architectures = "spacy.Tok2Vec.v2"
+
+[components.tok2vec.model.embed]
+@architectures = "spacy.MultiHashEmbed.v2"
+width = 32
+attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
+rows = [500, 100, 250, 250]
+include_static_vectors = false
+
+[components.tok2vec.model.encode]
+@architectures = "spacy.MaxoutWindowEncoder.v2"
+width = 32
+depth = 1
+window_size = 1
+maxout_pieces = 2
+
+[components.bilstm_attn_crf]
+factory = "bilstm_attn_crf"
+
+[components.bilstm_attn_crf.model]
+@architectures = "spacy-bilstm-crf.BiLSTMAttnCRF.v1"
+hidden_size = 16
+num_layers = 1
+attention_heads = 2
+dropout = 0.0
+input_dropout = 0.0
+attention_dropout = 0.0
+
+[components.bilstm_attn_crf.model.tok2vec]
+@architectures = "spacy.Tok2VecListener.v1"
+width = 32
+upstream = "*"
+"""
+
+
+def make_examples(nlp, data=TRAIN_DATA):
+    return [Example.from_dict(nlp.make_doc(text), annots) for text, annots in data]
+
+
+def ents_of(doc):
+    return [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+
+
+def upstream_params(model):
+    """Copies of a thinc model's weights, its own and those of its torch shims."""
+    params = {
+        (node.id, name): numpy.array(node.get_param(name))
+        for node in model.walk()
+        for name in node.param_names
+        if node.has_param(name)
+    }
+    for node in model.walk():
+        for shim in node.shims:
+            for name, value in shim._model.state_dict().items():
+                params[(shim.id, name)] = value.detach().cpu().numpy().copy()
+    return params
+
+
+def test_tok2vec_listener_trains_upstream_and_replace_listeners():
+    from spacy import util
+
+    nlp = util.load_model_from_config(Config().from_str(LISTENER_CONFIG), auto_fill=True, validate=True)
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    tok2vec = nlp.get_pipe("tok2vec")
+    before = upstream_params(tok2vec.model)
+    for _ in range(40):
+        nlp.update(examples, sgd=optimizer)
+    after = upstream_params(tok2vec.model)
+    # the gradient reached the shared tok2vec: its weights moved
+    assert any(not numpy.allclose(before[k], after[k]) for k in before)
+    expected = [ents_of(nlp(t)) for t, _ in TRAIN_DATA]
+    assert expected == [[(s, e, lab) for s, e, lab in a["entities"]] for _, a in TRAIN_DATA]
+    # replace_listeners gives the component its own copy of the tok2vec
+    nlp.replace_listeners("tok2vec", "bilstm_attn_crf", ["model.tok2vec"])
+    nlp.remove_pipe("tok2vec")
+    assert [ents_of(nlp(t)) for t, _ in TRAIN_DATA] == expected
+
+
+@pytest.fixture(scope="module")
+def tiny_bert_dir(tmp_path_factory):
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("spacy_transformers")
+    path = tmp_path_factory.mktemp("tiny-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(
+        {w.lower().strip("?.") for t, _ in TRAIN_DATA for w in t.split()} | set("abcdefghijklmnopqrstuvwxyz.?")
+    )
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    config = transformers.BertConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64,
+    )
+    transformers.BertModel(config).save_pretrained(path)
+    transformers.BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(path)
+    return path
+
+
+TRANSFORMER_CONFIG = """
+[nlp]
+lang = "en"
+pipeline = ["transformer", "bilstm_attn_crf"]
+
+[components]
+
+[components.transformer]
+factory = "transformer"
+max_batch_items = 512
+
+[components.transformer.model]
+@architectures = "spacy-transformers.TransformerModel.v3"
+name = "{name}"
+mixed_precision = false
+
+[components.transformer.model.get_spans]
+@span_getters = "spacy-transformers.strided_spans.v1"
+window = 32
+stride = 24
+
+[components.transformer.model.tokenizer_config]
+use_fast = true
+
+[components.bilstm_attn_crf]
+factory = "bilstm_attn_crf"
+
+[components.bilstm_attn_crf.model]
+@architectures = "spacy-bilstm-crf.BiLSTMAttnCRF.v1"
+hidden_size = 16
+num_layers = 1
+attention_heads = 2
+
+[components.bilstm_attn_crf.model.tok2vec]
+@architectures = "spacy-transformers.TransformerListener.v1"
+grad_factor = 1.0
+
+[components.bilstm_attn_crf.model.tok2vec.pooling]
+@layers = "reduce_mean.v1"
+"""
+
+
+def test_transformer_listener(tiny_bert_dir):
+    from spacy import util
+
+    cfg = Config().from_str(TRANSFORMER_CONFIG.replace("{name}", str(tiny_bert_dir)))
+    nlp = util.load_model_from_config(cfg, auto_fill=True, validate=True)
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    trf = nlp.get_pipe("transformer")
+    before = upstream_params(trf.model)
+    losses = {}
+    for _ in range(3):
+        nlp.update(examples, sgd=optimizer, losses=losses)
+    after = upstream_params(trf.model)
+    assert numpy.isfinite(losses["bilstm_attn_crf"])
+    assert any(not numpy.allclose(before[k], after[k]) for k in before)
+    doc = nlp("Angela Merkel visited Paris last week.")
+    for ent in doc.ents:  # valid spans
+        assert 0 <= ent.start < ent.end <= len(doc)
+
+
+def test_partial_annotation_is_not_learned_as_O():
+    """Entities of a type are annotated in some sentences and missing (not "O") in
+    others; the model must still predict them where the annotation was missing."""
+    nlp = English()
+    nlp.add_pipe("bilstm_attn_crf", config={"model": SMALL_HEAD})
+    full = [("Paris is nice.", ["U-LOC", "O", "O", "O"]), ("Berlin is nice.", ["U-LOC", "O", "O", "O"])]
+    # "Paris"/"Berlin" are unannotated ("-") here; everything else is O.
+    partial = [
+        ("We saw Paris today.", ["O", "O", "-", "O", "O"]),
+        ("They left Berlin today.", ["O", "O", "-", "O", "O"]),
+    ] * 3
+    examples = [Example.from_dict(nlp.make_doc(t), {"entities": tags}) for t, tags in full + partial]
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(60):
+        nlp.update(examples, sgd=optimizer)
+    for text, _ in partial[:2]:
+        doc = nlp(text)
+        assert [e.label_ for e in doc.ents] == ["LOC"], (text, ents_of(doc))
+
+    # the same data with "O" instead of "-" teaches the model that they are not entities
+    nlp_o = English()
+    nlp_o.add_pipe("bilstm_attn_crf", config={"model": SMALL_HEAD})
+    as_o = [(t, [("O" if tag == "-" else tag) for tag in tags]) for t, tags in partial]
+    examples_o = [Example.from_dict(nlp_o.make_doc(t), {"entities": tags}) for t, tags in full + as_o]
+    optimizer = nlp_o.initialize(lambda: examples_o)
+    for _ in range(60):
+        nlp_o.update(examples_o, sgd=optimizer)
+    assert nlp_o("We saw Paris today.").ents == ()
+
+
+def test_preset_entities_are_kept_and_decoding_fits_around_them():
+    nlp = English()
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([
+        {"label": "PRODUCT", "pattern": "Khan"},  # splits a trained PERSON entity
+        {"label": "LOC", "pattern": "Paris"},
+    ])
+    nlp.add_pipe("bilstm_attn_crf", config={"model": SMALL_HEAD})
+    examples = make_examples(nlp)
+    with nlp.select_pipes(disable=["entity_ruler"]):
+        optimizer = nlp.initialize(lambda: examples)
+        for _ in range(60):
+            nlp.update(examples, sgd=optimizer)
+        assert ents_of(nlp("Who is Shaka Khan?")) == [(7, 17, "PERSON")]
+    doc = nlp("Who is Shaka Khan?")
+    ents = ents_of(doc)
+    assert (13, 17, "PRODUCT") in ents  # kept
+    for start, end, _ in ents:  # nothing overlaps or splits it
+        assert end <= 13 or start >= 13
+    key = nlp.get_pipe("bilstm_attn_crf").spans_key
+    # pre-set entities get no confidence of ours
+    assert all(s.label_ != "PRODUCT" for s in doc.spans[key])
+    doc = nlp("Angela Merkel visited Paris last week.")
+    assert (22, 27, "LOC") in ents_of(doc)
+    assert [(s.start_char, s.end_char) for s in doc.spans[key]] == [(0, 13)]
+
+
+def test_preset_entity_clamp_from_user_doc():
+    nlp = English()
+    nlp.add_pipe("bilstm_attn_crf", config={"model": SMALL_HEAD})
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(40):
+        nlp.update(examples, sgd=optimizer)
+    doc = nlp.make_doc("I like London and Berlin.")
+    doc.ents = [Span(doc, 2, 5, label="EVENT")]  # "London and Berlin"
+    doc = nlp.get_pipe("bilstm_attn_crf")(doc)
+    assert ents_of(doc) == [(7, 24, "EVENT")]

@@ -233,7 +233,7 @@ def parse_conll(path: PathLike, *, file_format: str = "auto") -> ConllData:
             data.n_columns, first_line = len(fields), lineno
             if file_format == "auto":
                 data.file_format = _guess_format(line, fields)
-        _check_line(path, lineno, line, fields, data, first_line)
+        _check_line(path, lineno, line, fields, file_format, data.n_columns, first_line)
         pos = fields[1] if len(fields) >= 3 else None
         sentence.append(ConllToken(fields[0], fields[-1], pos, lineno))
     if sentence:
@@ -292,14 +292,20 @@ def _guess_format(line: str, fields: List[str]) -> str:
 
 
 def _check_line(
-    path: Path, lineno: int, line: str, fields: List[str], data: ConllData, first_line: int
+    path: Path,
+    lineno: int,
+    line: str,
+    fields: List[str],
+    file_format: str,
+    n_columns: int,
+    first_line: int,
 ) -> None:
     def fail(expected: str, got: str, hint: str) -> None:
         raise ValueError(
             Errors.BCE030.format(path=path, line=lineno, expected=expected, got=got, hint=hint)
         )
 
-    want = _FORMAT_COLUMNS.get(data.file_format)
+    want = _FORMAT_COLUMNS.get(file_format)  # only for a format asked for explicitly
     if len(fields) < 2:
         fail(
             "a token and its tag (TAB- or space-separated)",
@@ -309,13 +315,13 @@ def _check_line(
         )
     if want is not None and len(fields) != want:
         fail(
-            f"{want} columns for the {data.file_format!r} format",
+            f"{want} columns for the {file_format!r} format",
             line,
             "Pick the right --format / file_format, or use 'conll' for other column layouts.",
         )
-    if len(fields) != data.n_columns:
+    if len(fields) != n_columns:
         fail(
-            f"{data.n_columns} columns, like the first token line (line {first_line})",
+            f"{n_columns} columns, like the first token line (line {first_line})",
             line,
             "Tokens must not contain the column separator, and every line needs a tag.",
         )

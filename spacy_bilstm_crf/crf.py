@@ -927,13 +927,15 @@ def _viterbi(
     em = emissions.permute(0, 2, 1).contiguous()
     # shape: (num_tags, num_tags, 1), [from, to]
     trans = transitions.unsqueeze(2)
+    # shape: (seq_length, 1, batch_size)
+    on = mask.unsqueeze(1)
     # shape: (num_tags, batch_size)
     score = start.unsqueeze(1) + em[0]
     history = [score]
     for t in range(1, seq_length):
         # best score of a path ending in each tag at t; (from, to, batch) -> (to, batch)
         nxt = (score.unsqueeze(1) + trans).amax(0) + em[t]
-        score = torch.where(mask[t].unsqueeze(0), nxt, score) if ragged else nxt
+        score = torch.where(on[t], nxt, score) if ragged else nxt
         history.append(score)
     # shape: (batch_size,)
     best_score, last = (score + end.unsqueeze(1)).max(0)
@@ -941,16 +943,16 @@ def _viterbi(
     kept = torch.stack(history).transpose(1, 2).contiguous()
     # shape: (num_tags, num_tags), [to, from]
     trans_t = transitions.t().contiguous()
-    # shape: (seq_length, batch_size)
-    paths = torch.empty((seq_length, batch_size), dtype=torch.long, device=device)
-    paths[-1] = last
     tag = last
+    backwards = [last]
     for t in range(seq_length - 1, 0, -1):
         # shape: (batch_size,)
         prev = (kept[t - 1] + trans_t[tag]).argmax(1)
         tag = torch.where(mask[t], prev, tag) if ragged else prev
-        paths[t - 1] = tag
-    paths = paths.masked_fill(~mask, 0)
+        backwards.append(tag)
+    backwards.reverse()
+    # shape: (seq_length, batch_size)
+    paths = torch.stack(backwards).masked_fill(~mask, 0)
     best_score = best_score.masked_fill(lengths == 0, 0.0)
     return paths, best_score
 

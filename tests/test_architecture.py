@@ -1,0 +1,110 @@
+import numpy
+import pytest
+import torch
+from spacy.lang.en import English
+from spacy.util import registry
+from thinc.api import Adam, ArgsKwargs, Model, NumpyOps
+
+from spacy_bilstm_crf.architectures import (
+    convert_inputs,
+    convert_outputs,
+    get_crf,
+    get_torch_model,
+    set_tag_scheme,
+)
+from spacy_bilstm_crf.pytorch_model import BiLSTMAttnCRFModel
+from spacy_bilstm_crf.tag_scheme import TagScheme
+
+WIDTH = 8
+
+
+def build(scheme=None):
+    tok2vec = registry.architectures.get("spacy.MultiHashEmbed.v2")(
+        width=WIDTH, attrs=["NORM", "SHAPE"], rows=[100, 50], include_static_vectors=False
+    )
+    model = registry.architectures.get("spacy-bilstm-crf.BiLSTMAttnCRF.v1")(
+        tok2vec=tok2vec, hidden_size=8, num_layers=1, attention_heads=2, dropout=0.0,
+        input_dropout=0.0, attention_dropout=0.0,
+    )
+    set_tag_scheme(model, scheme or TagScheme("BILUO", ["LOC", "PER"]))
+    return model
+
+
+@pytest.fixture
+def docs():
+    nlp = English()
+    return [nlp.make_doc(t) for t in ["Hello Berlin", "", "Angela Merkel went to Paris today"]]
+
+
+def test_model_builds_lazily_and_infers_dims(docs):
+    model = build()
+    head = model.get_ref("head")
+    assert not head.layers  # no torch module before initialize
+    assert head.has_dim("nI") is None  # declared, not yet known
+    model.initialize(X=docs)
+    assert head.get_dim("nI") == WIDTH
+    assert head.get_dim("nO") == 9  # O + 4 BILUO tags x 2 labels
+    torch_model = get_torch_model(model)
+    assert isinstance(torch_model, BiLSTMAttnCRFModel)
+    # the CRF is a submodule, so the shim's optimizer sees its transitions
+    names = [name for name, _ in torch_model.named_parameters()]
+    assert "crf.transitions" in names and "crf.start_transitions" in names
+    assert get_crf(model).allowed_transitions.shape == (9, 9)
+    Y = model.predict(docs)
+    assert [y.shape for y in Y] == [(2, 9), (0, 9), (6, 9)]
+
+
+def test_input_and_output_converters_round_trip():
+    torch_model = BiLSTMAttnCRFModel(input_size=WIDTH, num_tags=3, hidden_size=4, attention_heads=0)
+    from thinc.api import PyTorchWrapper_v2
+
+    wrapped: Model = PyTorchWrapper_v2(torch_model, convert_inputs=convert_inputs, convert_outputs=convert_outputs)
+    wrapped.set_dim("nI", WIDTH)
+    ops = NumpyOps()
+    X = [ops.xp.random.uniform(-1, 1, (n, WIDTH)).astype("f") for n in (3, 0, 5)]
+    args, get_dX = convert_inputs(wrapped, X, is_train=True)
+    assert isinstance(args, ArgsKwargs)
+    padded, lengths = args.args
+    assert tuple(padded.shape) == (3, 5, WIDTH) and lengths.tolist() == [3, 0, 5]
+    assert padded.requires_grad
+    numpy.testing.assert_allclose(padded[2].detach().numpy(), X[2])
+    assert float(padded[0, 3:].detach().abs().sum()) == 0.0
+    # backward conversion unpads
+    grad = torch.ones_like(padded)
+    dX = get_dX(ArgsKwargs(args=(grad, None), kwargs={}))
+    assert [d.shape for d in dX] == [(3, WIDTH), (0, WIDTH), (5, WIDTH)]
+    # outputs: per-doc arrays, and their gradient is padded back
+    Yt = torch.zeros((3, 5, 3), requires_grad=True)
+    Y, get_dYt = convert_outputs(wrapped, (X, Yt), is_train=True)
+    assert [y.shape for y in Y] == [(3, 3), (0, 3), (5, 3)]
+    dYt = get_dYt([ops.alloc2f(*y.shape) + 1 for y in Y])
+    assert tuple(dYt.kwargs["grad_tensors"].shape) == (3, 5, 3)
+    assert float(dYt.kwargs["grad_tensors"][0, 3:].sum()) == 0.0
+
+
+def test_model_learns_emissions(docs):
+    """The wrapped model learns to output a target (thinc's check_learns_zero_output)."""
+    model = build()
+    model.initialize(X=docs)
+    optimizer = Adam(0.01)
+    Y0 = model.predict(docs)
+    prev = sum(float((y**2).sum()) for y in Y0)
+    for _ in range(30):
+        Y, backprop = model.begin_update(docs)
+        backprop([y.copy() for y in Y])  # gradient of 0.5 * sum(y**2)
+        model.finish_update(optimizer)
+    now = sum(float((y**2).sum()) for y in model.predict(docs))
+    assert now < prev * 0.5
+
+
+def test_model_to_bytes_needs_a_built_head(docs):
+    model = build()
+    model.initialize(X=docs)
+    data = model.to_bytes()
+    model2 = build()
+    from spacy_bilstm_crf.architectures import build_head
+
+    build_head(model2.get_ref("head"), WIDTH)
+    model2.from_bytes(data)
+    for a, b in zip(model.predict(docs), model2.predict(docs)):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

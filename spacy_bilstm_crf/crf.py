@@ -15,12 +15,22 @@ switch. The differences:
 - ``log_partition``, ``marginals``, ``forward_backward`` and ``span_log_probs`` give
   posteriors (e.g. the confidence of a predicted entity).
 
-The log-partition function runs the forward recursion in scaled exp space (a matrix product
-per step instead of a log-sum-exp over a (batch, tags, tags) tensor) and its gradient comes
-from forward-backward marginals in a custom autograd function, not from autograd through the
-time loop (see benchmarks/RESULTS.md for the measurement). Internally the recursions run in
-float64, whose exponent range covers score differences up to ~700 between the tags of one
-step; if a batch ever exceeds that, the exact log-sum-exp recursion is used instead.
+Numerics. The log-partition function runs the forward recursion in scaled exp space,
+alpha_t = log(exp(alpha_{t-1} - m) @ exp(T)) + m + e_t with m = max(alpha_{t-1}) (a matrix
+product per step instead of a log-sum-exp over a (batch, tags, tags) tensor), and its
+gradient comes from forward-backward marginals in a custom autograd function rather than
+from autograd through the time loop (faster at the sizes that matter, and autograd through
+log(0) at unreachable tags, e.g. with a tag mask, gives NaN gradients; see
+benchmarks/RESULTS.md). float64 inputs are computed in float64, everything else in
+float32. exp() of a score more than ~80 (float32) / ~700 (float64) below the best tag of
+its step would underflow and could lose a path that wins later; when that happens anywhere
+in a batch, that batch is recomputed with the exact log-sum-exp recursion, so results stay
+exact for any score range. Forbidden moves are -inf scores (exp = 0); no -inf - -inf is
+ever formed, so there are no NaNs, also in gradients, and forbidden parameter entries get
+a zero gradient.
+
+Empty sequences. A sequence whose mask is all off has log-likelihood 0, log-partition 0,
+path [] and all-zero marginals; "token_mean" over a batch without tokens is 0.0.
 """
 
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
@@ -270,7 +280,7 @@ class CRF(nn.Module):
             the paths to these tags.
         RETURNS (Tuple[torch.Tensor, torch.Tensor, torch.Tensor]): log_alpha and log_beta
             (batch_size, seq_length, num_tags) (transposed if not `batch_first`) and log_z
-            (batch_size,), in float64 for float32/64 emissions.
+            (batch_size,), in float64 for float64 emissions, else float32.
         """
         with torch.no_grad():
             inputs = self._prepare(emissions, mask=mask, tag_mask=tag_mask)
@@ -337,7 +347,7 @@ class CRF(nn.Module):
         fb (Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]): The result of
             `forward_backward` for the same inputs, to reuse it.
         RETURNS (torch.Tensor): (n_spans,) log probabilities (<= 0; -inf if impossible), in
-            float64 for float32/64 emissions.
+            float64 for float64 emissions, else float32.
         """
         with torch.no_grad():
             inputs = self._prepare(emissions, mask=mask, tag_mask=tag_mask)
@@ -463,6 +473,7 @@ class CRF(nn.Module):
         with torch.no_grad():
             inputs = self._prepare(emissions, mask=mask, tag_mask=tag_mask)
             em = inputs.restricted if inputs.restricted is not None else inputs.emissions
+            em = em.to(_compute_dtype(em.dtype))
             start, transitions, end = (x.detach().to(em.dtype) for x in self._scores())
             paths, best = _viterbi(em, inputs.mask, inputs.lengths, start, transitions, end)
             bad = torch.isneginf(best)

@@ -364,11 +364,12 @@ def test_agrees_with_pytorch_crf(batch_first, dtype):
     mask = lengths_mask(lengths, seq).to(torch.uint8)
     e, t, m = to_layout(ours, emissions, tags, mask)
     tol = 1e-5 if dtype == torch.float32 else 1e-10
+    m_bool = m.bool()  # ours takes the uint8 mask, pytorch-crf the bool one
     for reduction in ("none", "sum", "mean", "token_mean"):
-        expected = theirs(e, t, mask=m, reduction=reduction)
+        expected = theirs(e, t, mask=m_bool, reduction=reduction)
         got = ours(e, t, mask=m, reduction=reduction)
         torch.testing.assert_close(got, expected, atol=tol, rtol=tol)
-    assert ours.decode(e, mask=m) == theirs.decode(e, mask=m)
+    assert ours.decode(e, mask=m) == theirs.decode(e, mask=m_bool)
     # no mask at all
     assert ours.decode(e) == theirs.decode(e)
     torch.testing.assert_close(ours(e, t), theirs(e, t), atol=tol * 10, rtol=tol)

@@ -239,3 +239,131 @@ def test_is_a_trainable_pipe():
     pipe = nlp.add_pipe("bilstm_attn_crf")
     assert isinstance(pipe, BiLSTMAttnCRFRecognizer)
     assert nlp.get_pipe_meta("bilstm_attn_crf").assigns[0] == "doc.ents"
+
+
+TRAIN_CFG = """
+[paths]
+train = null
+dev = null
+source = null
+
+[system]
+seed = 0
+gpu_allocator = "pytorch"
+
+[nlp]
+lang = "en"
+pipeline = {pipeline}
+batch_size = 16
+
+[components]
+{components}
+
+[corpora]
+
+[corpora.train]
+@readers = "spacy.Corpus.v1"
+path = ${{paths.train}}
+
+[corpora.dev]
+@readers = "spacy.Corpus.v1"
+path = ${{paths.dev}}
+
+[training]
+seed = ${{system.seed}}
+gpu_allocator = ${{system.gpu_allocator}}
+max_steps = {max_steps}
+eval_frequency = 10
+frozen_components = {frozen}
+annotating_components = {annotating}
+dev_corpus = "corpora.dev"
+train_corpus = "corpora.train"
+
+[training.batcher]
+@batchers = "spacy.batch_by_words.v1"
+size = 200
+tolerance = 0.2
+
+[training.optimizer]
+@optimizers = "Adam.v1"
+learn_rate = 0.01
+
+[training.score_weights]
+ents_f = 1.0
+
+[initialize]
+"""
+
+NEW_CRF = """
+[components.{name}]
+factory = "bilstm_attn_crf"
+spans_key = "{name}"
+
+[components.{name}.model]
+@architectures = "spacy-bilstm-crf.BiLSTMAttnCRF.v1"
+hidden_size = 16
+num_layers = 1
+attention_heads = 2
+
+[components.{name}.model.tok2vec]
+@architectures = "spacy.MultiHashEmbed.v2"
+width = 16
+attrs = ["NORM", "SHAPE"]
+rows = [500, 100]
+include_static_vectors = false
+"""
+
+
+def _run(args, cwd):
+    out = subprocess.run([sys.executable, "-m", "spacy", *args], cwd=cwd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout
+
+
+def test_spacy_train_source_frozen_annotating_and_assemble(tmp_path):
+    from spacy.tokens import DocBin
+
+    nlp = English()
+    db = DocBin()
+    for eg in make_examples(nlp):
+        db.add(eg.reference)
+    db.to_disk(tmp_path / "train.spacy")
+    paths = ["--paths.train", "train.spacy", "--paths.dev", "train.spacy"]
+
+    # 1. spacy train from scratch, as an annotating component
+    cfg1 = TRAIN_CFG.format(
+        pipeline='["bilstm_attn_crf"]', components=NEW_CRF.format(name="bilstm_attn_crf"),
+        max_steps=40, frozen="[]", annotating='["bilstm_attn_crf"]',
+    )
+    (tmp_path / "one.cfg").write_text(cfg1)
+    _run(["train", "one.cfg", "--output", "one", *paths], tmp_path)
+    first = spacy.load(tmp_path / "one" / "model-last")
+    texts = [t for t, _ in TRAIN_DATA]
+    expected = [ents_of(d) for d in first.pipe(texts)]
+
+    # 2. sourced into another pipeline, frozen and annotating, beside a new component
+    sourced = """
+[components.bilstm_attn_crf]
+source = "{src}"
+"""
+    cfg2 = TRAIN_CFG.format(
+        pipeline='["bilstm_attn_crf", "second"]',
+        components=sourced.format(src=tmp_path / "one" / "model-last") + NEW_CRF.format(name="second"),
+        max_steps=20, frozen='["bilstm_attn_crf"]', annotating='["bilstm_attn_crf"]',
+    )
+    (tmp_path / "two.cfg").write_text(cfg2)
+    _run(["train", "two.cfg", "--output", "two", *paths], tmp_path)
+    second = spacy.load(tmp_path / "two" / "model-last")
+    with second.select_pipes(enable=["bilstm_attn_crf"]):
+        # the frozen component is unchanged
+        assert [ents_of(d) for d in second.pipe(texts)] == expected
+
+    # 3. spacy assemble, sourcing the trained component
+    cfg3 = TRAIN_CFG.format(
+        pipeline='["bilstm_attn_crf"]', components=sourced.format(src=tmp_path / "one" / "model-last"),
+        max_steps=0, frozen="[]", annotating="[]",
+    )
+    (tmp_path / "three.cfg").write_text(cfg3)
+    _run(["assemble", "three.cfg", "assembled", *paths], tmp_path)
+    assembled = spacy.load(tmp_path / "assembled")
+    assert [ents_of(d) for d in assembled.pipe(texts)] == expected

@@ -298,14 +298,14 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             # shape: (batch_size, max_len)
             mask = torch.arange(E.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
             mask = mask.to(device)
-            tag_mask = self._preset_tag_mask(docs, E.shape[1])
+            presets = [_preset_spans(doc) for doc in docs]
+            tag_mask = self._preset_tag_mask(docs, presets, E.shape[1])
             if tag_mask is not None:
                 tag_mask = tag_mask.to(device)
             paths = crf.decode(E, mask=mask, tag_mask=tag_mask)
             preds: List[Tuple[List[Tuple[int, int, str]], List[float]]] = []
             all_spans: List[Tuple[int, int, List[int], List[int]]] = []
             per_doc_spans: List[List[Tuple[int, int, str]]] = []
-            presets = [_preset_spans(doc) for doc in docs]
             for b, path in enumerate(paths):
                 spans = [s for s in scheme.tags_to_spans(path) if s not in presets[b]]
                 per_doc_spans.append(spans)
@@ -324,14 +324,17 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             k += len(spans)
         return preds
 
-    def _preset_tag_mask(self, docs: List[Doc], max_len: int) -> Optional[torch.Tensor]:
-        if not any(doc.ents for doc in docs):
+    def _preset_tag_mask(
+        self, docs: List[Doc], presets: List[List[Tuple[int, int, str]]], max_len: int
+    ) -> Optional[torch.Tensor]:
+        """The CRF tag mask that clamps decoding around pre-set entities (None if none)."""
+        if not any(presets):
             return None
         # shape: (batch_size, max_len, num_tags)
         out = numpy.ones((len(docs), max_len, self.tag_scheme.num_tags), dtype=bool)
-        for b, doc in enumerate(docs):
-            if doc.ents:
-                out[b, : len(doc)] = self.tag_scheme.clamp_tag_mask(len(doc), _preset_spans(doc))
+        for b, (doc, spans) in enumerate(zip(docs, presets)):
+            if spans:
+                out[b, : len(doc)] = self.tag_scheme.clamp_tag_mask(len(doc), spans)
         return torch.from_numpy(out)
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Prediction]) -> None:

@@ -934,31 +934,28 @@ def _viterbi(
             emissions.new_zeros(batch_size),
         )
     ragged = not bool(mask.all())
-    # shape: (seq_length, num_tags, batch_size)
-    em = emissions.permute(0, 2, 1).contiguous()
     # shape: (num_tags, num_tags, 1), [from, to]
     trans = transitions.unsqueeze(2)
     # shape: (seq_length, 1, batch_size)
     on = mask.unsqueeze(1)
     # shape: (num_tags, batch_size)
-    score = start.unsqueeze(1) + em[0]
+    score = start.unsqueeze(1) + emissions[0].t()
     history = [score]
     for t in range(1, seq_length):
         # best score of a path ending in each tag at t; (from, to, batch) -> (to, batch)
-        nxt = (score.unsqueeze(1) + trans).amax(0) + em[t]
+        nxt = (score.unsqueeze(1) + trans).amax(0) + emissions[t].t()
         score = torch.where(on[t], nxt, score) if ragged else nxt
         history.append(score)
     # shape: (batch_size,)
     best_score, last = (score + end.unsqueeze(1)).max(0)
-    # shape: (seq_length, batch_size, num_tags)
-    kept = torch.stack(history).transpose(1, 2).contiguous()
     # shape: (num_tags, num_tags), [to, from]
     trans_t = transitions.t().contiguous()
     tag = last
     backwards = [last]
     for t in range(seq_length - 1, 0, -1):
-        # shape: (batch_size,)
-        prev = (kept[t - 1] + trans_t[tag]).argmax(1)
+        # shape: (batch_size, num_tags) -> (batch_size,); the contiguous operand first, so
+        # that the sum is contiguous and its argmax fast
+        prev = trans_t[tag].add_(history[t - 1].t()).argmax(1)
         tag = torch.where(mask[t], prev, tag) if ragged else prev
         backwards.append(tag)
     backwards.reverse()

@@ -353,6 +353,7 @@ def test_huge_score_ranges_fall_back_to_exact_recursion(dtype):
 # ---------------------------------------------------------------------- pytorch-crf
 @pytest.mark.parametrize("batch_first", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.filterwarnings("ignore:where received a uint8 condition")  # inside pytorch-crf
 def test_agrees_with_pytorch_crf(batch_first, dtype):
     torch.manual_seed(18)
     num_tags, lengths, seq = 5, [6, 1, 4, 6, 2], 6

@@ -755,16 +755,18 @@ def _alphas(
     ragged = not bool(mask.all())
     # shape: (num_tags, num_tags)
     exp_transitions = transitions.exp()
+    # per step, shape: (batch_size, num_tags) and (batch_size, 1)
+    em, on = emissions.unbind(0), mask.unsqueeze(2).unbind(0)
     # shape: (batch_size, num_tags)
-    alpha = start + emissions[0]
+    alpha = start + em[0]
     alphas, tops, scaled = [alpha], [], []
     for t in range(1, emissions.shape[0]):
         # shape: (batch_size, 1)
         top = alpha.amax(1, keepdim=True).clamp_min(lowest)
         # shape: (batch_size, num_tags)
         p = torch.exp(alpha - top)
-        nxt = torch.log(torch.mm(p, exp_transitions)) + (top + emissions[t])
-        alpha = torch.where(mask[t].unsqueeze(1), nxt, alpha) if ragged else nxt
+        nxt = torch.log(torch.mm(p, exp_transitions)) + (top + em[t])
+        alpha = torch.where(on[t], nxt, alpha) if ragged else nxt
         alphas.append(alpha)
         tops.append(top)
         scaled.append(p)
@@ -796,15 +798,17 @@ def _betas(
     exp_transitions_t = transitions.exp().t().contiguous()
     # shape: (batch_size, num_tags)
     final = end.unsqueeze(0).expand(batch_size, num_tags)
+    # per step, shape: (batch_size, num_tags) and (batch_size, 1)
+    em, on = emissions.unbind(0), mask.unsqueeze(2).unbind(0)
     beta = final
     betas, tops, scaled, values = [beta], [], [], []
     for t in range(seq_length - 1, 0, -1):
         # shape: (batch_size, num_tags)
-        v = emissions[t] + beta
+        v = em[t] + beta
         top = v.amax(1, keepdim=True).clamp_min(lowest)
         p = torch.exp(v - top)
         nxt = torch.log(torch.mm(p, exp_transitions_t)) + top
-        beta = torch.where(mask[t].unsqueeze(1), nxt, final)
+        beta = torch.where(on[t], nxt, final)
         betas.append(beta)
         tops.append(top)
         scaled.append(p)
@@ -936,27 +940,29 @@ def _viterbi(
     ragged = not bool(mask.all())
     # shape: (num_tags, num_tags, 1), [from, to]
     trans = transitions.unsqueeze(2)
-    # shape: (seq_length, 1, batch_size)
-    on = mask.unsqueeze(1)
-    # shape: (num_tags, batch_size)
-    score = start.unsqueeze(1) + emissions[0].t()
+    # per step, shape: (1, batch_size)
+    on = mask.unsqueeze(1).unbind(0)
+    # per step, shape: (num_tags, batch_size)
+    em = emissions.transpose(1, 2).unbind(0)
+    score = start.unsqueeze(1) + em[0]
     history = [score]
     for t in range(1, seq_length):
         # best score of a path ending in each tag at t; (from, to, batch) -> (to, batch)
-        nxt = (score.unsqueeze(1) + trans).amax(0) + emissions[t].t()
+        nxt = (score.unsqueeze(1) + trans).amax(0) + em[t]
         score = torch.where(on[t], nxt, score) if ragged else nxt
         history.append(score)
     # shape: (batch_size,)
     best_score, last = (score + end.unsqueeze(1)).max(0)
     # shape: (num_tags, num_tags), [to, from]
     trans_t = transitions.t().contiguous()
+    steps = mask.unbind(0)
     tag = last
     backwards = [last]
     for t in range(seq_length - 1, 0, -1):
         # shape: (batch_size, num_tags) -> (batch_size,); the contiguous operand first, so
         # that the sum is contiguous and its argmax fast
         prev = trans_t[tag].add_(history[t - 1].t()).argmax(1)
-        tag = torch.where(mask[t], prev, tag) if ragged else prev
+        tag = torch.where(steps[t], prev, tag) if ragged else prev
         backwards.append(tag)
     backwards.reverse()
     # shape: (seq_length, batch_size)

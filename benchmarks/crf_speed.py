@@ -140,6 +140,17 @@ def bench_size(batch_size: int, seq_length: int, num_tags: int, repeats: int, wa
     }
 
 
+def cpu_model() -> str:
+    """The CPU model name (Linux), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
@@ -151,7 +162,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, pytorch-crf {torchcrf.__version__}, "
           f"threads {torch.get_num_threads()}, {platform.platform()}, "
-          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
+          f"{os.cpu_count()} CPUs, {cpu_model()}")
     results = []
     header = (f"{'batch x seq x tags':>20} | {'task':<34} | {'pytorch-crf ms':>14} | "
               f"{'ours ms':>8} | {'speed-up':>8}")
@@ -185,7 +196,7 @@ def main() -> None:
             },
             "machine": {
                 "platform": platform.platform(),
-                "processor": platform.processor() or platform.machine(),
+                "processor": cpu_model(),
                 "cpu_count": os.cpu_count(),
                 "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
             },

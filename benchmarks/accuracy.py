@@ -1,0 +1,242 @@
+"""Accuracy harness: train and evaluate our recognizer and spaCy's `ner` side by side.
+
+Each run trains one system on one data set with `spacy train` (same data, same step cap,
+patience and evaluation frequency for every system), keeps a per-evaluation log with
+elapsed seconds (for learning curves), evaluates model-best on the test split and on dev
+with `spacy evaluate` (gold tokens), and writes one JSON file per run:
+
+    python benchmarks/accuracy.py --dataset conll03 --systems ours,spacy_ner \
+        --max-steps 7000 --patience 1600 --eval-frequency 200 --threads 2
+
+Data: CoNLL-2003 from --conll-dir (never copied into the repository; the converted
+DocBins go to the ignored work directory), WNUT-17 from assets/wnut17. Select on dev,
+report test. `--summary` prints the table of every JSON result present.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "benchmarks" / "work"
+RESULTS = ROOT / "benchmarks" / "results" / "accuracy"
+DEFAULT_CONLL = ROOT.parent / "shared" / "data" / "conll2003"
+
+DATASETS = {
+    "conll03": {
+        "files": {"train": "eng.train", "dev": "eng.testa", "test": "eng.testb"},
+        "format": "conll2003",
+    },
+    "wnut17": {
+        "files": {
+            "train": "wnut17train.conll",
+            "dev": "emerging.dev.conll",
+            "test": "emerging.test.annotated",
+        },
+        "format": "wnut",
+    },
+}
+
+BENCH_CONFIGS = ROOT / "benchmarks" / "configs"
+OURS = "components.bilstm_attn_crf.model"
+# name -> (config, extra overrides, needs vectors)
+SYSTEMS: Dict[str, Dict[str, Any]] = {
+    "ours": {"config": ROOT / "configs" / "default.cfg", "overrides": {}, "vectors": False},
+    "ours_noattn": {
+        "config": ROOT / "configs" / "default.cfg",
+        "overrides": {f"{OURS}.attention_heads": "0"},
+        "vectors": False,
+    },
+    "ours_vectors": {"config": ROOT / "configs" / "vectors.cfg", "overrides": {}, "vectors": True},
+    "ours_vectors_noattn": {
+        "config": ROOT / "configs" / "vectors.cfg",
+        "overrides": {f"{OURS}.attention_heads": "0"},
+        "vectors": True,
+    },
+    "spacy_ner": {"config": BENCH_CONFIGS / "spacy_ner.cfg", "overrides": {}, "vectors": False},
+    "spacy_ner_vectors": {
+        "config": BENCH_CONFIGS / "spacy_ner_vectors.cfg",
+        "overrides": {},
+        "vectors": True,
+    },
+}
+
+
+def versions() -> Dict[str, str]:
+    import spacy
+    import thinc
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "spacy": spacy.__version__,
+        "thinc": thinc.__version__,
+        "torch": torch.__version__,
+    }
+
+
+def machine() -> Dict[str, Any]:
+    return {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()}
+
+
+def prepare_corpus(dataset: str, conll_dir: Path, n_sents: int) -> Dict[str, Path]:
+    """Convert the data set's splits to .spacy files (gold tokens) in the work directory."""
+    from spacy.tokens import DocBin
+
+    from spacy_bilstm_crf.corpus import read_conll
+
+    spec = DATASETS[dataset]
+    src = conll_dir if dataset == "conll03" else ROOT / "assets" / "wnut17"
+    out_dir = WORK / "corpus" / f"{dataset}-n{n_sents}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for split, name in spec["files"].items():
+        path = out_dir / f"{split}.spacy"
+        if not path.exists():
+            if not (src / name).exists():
+                sys.exit(f"{src / name} not found: pass --conll-dir DIR with eng.train/testa/testb")
+            docs = read_conll(src / name, n_sents=n_sents, file_format=spec["format"])
+            DocBin(docs=docs, store_user_data=False).to_disk(path)
+        paths[split] = path
+    return paths
+
+
+def prepare_vectors(train: Path) -> Path:
+    out = WORK / "vectors" / "glove6b50d"
+    if not (out / "config.cfg").exists():
+        run([sys.executable, str(ROOT / "scripts" / "build_vectors.py"), str(out), "--corpus", str(train)])
+    return out
+
+
+def run(cmd: List[str], log: Optional[Path] = None, env: Optional[Dict[str, str]] = None) -> None:
+    print("$", " ".join(cmd), flush=True)
+    if log is None:
+        subprocess.run(cmd, check=True, env=env)
+        return
+    with log.open("w", encoding="utf8") as f:
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+    if proc.returncode != 0:
+        print(log.read_text()[-4000:])
+        raise SystemExit(f"command failed ({proc.returncode}); log in {log}")
+
+
+def thread_env(threads: int) -> Dict[str, str]:
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(threads)
+    return env
+
+
+def evaluate(model: Path, data: Path, out: Path, env: Dict[str, str]) -> Dict[str, Any]:
+    run([sys.executable, "-m", "spacy", "evaluate", str(model), str(data), "--output", str(out)], env=env)
+    return json.loads(out.read_text())
+
+
+def train_one(args: argparse.Namespace, dataset: str, system: str) -> Dict[str, Any]:
+    spec = SYSTEMS[system]
+    corpus = prepare_corpus(dataset, Path(args.conll_dir), args.n_sents)
+    run_dir = WORK / "runs" / f"{dataset}-n{args.n_sents}" / system
+    run_dir.mkdir(parents=True, exist_ok=True)
+    overrides = {
+        "paths.train": str(corpus["train"]),
+        "paths.dev": str(corpus["dev"]),
+        "training.max_steps": str(args.max_steps),
+        "training.patience": str(args.patience),
+        "training.eval_frequency": str(args.eval_frequency),
+        "training.logger": None,  # replaced below
+        **spec["overrides"],
+    }
+    if spec["vectors"]:
+        overrides["paths.vectors"] = str(prepare_vectors(corpus["train"]))
+    for extra in args.override or []:
+        key, _, value = extra.partition("=")
+        overrides[key] = value
+    log_jsonl = run_dir / "train_log.jsonl"
+    cmd = [sys.executable, "-m", "spacy", "train", str(spec["config"]), "--output", str(run_dir / "model"),
+           "--code", str(ROOT / "benchmarks" / "timing_logger.py"),
+           "--training.logger", '{"@loggers":"spacy-bilstm-crf.bench.TimingLogger.v1","path":"%s"}' % log_jsonl]
+    for key, value in overrides.items():
+        if value is not None:
+            cmd += [f"--{key}", value]
+    env = thread_env(args.threads)
+    start = time.perf_counter()
+    run(cmd, log=run_dir / "train.log", env=env)
+    train_seconds = time.perf_counter() - start
+    curve = [json.loads(line) for line in log_jsonl.read_text().splitlines() if line.strip()]
+    best = run_dir / "model" / "model-best"
+    test_scores = evaluate(best, corpus["test"], run_dir / "test_metrics.json", env)
+    dev_scores = evaluate(best, corpus["dev"], run_dir / "dev_metrics.json", env)
+    last = curve[-1] if curve else {}
+    result = {
+        "dataset": dataset,
+        "system": system,
+        "config": str(Path(spec["config"]).relative_to(ROOT)),
+        "overrides": {k: v for k, v in overrides.items() if not k.startswith("paths.") and v is not None},
+        "n_sents_per_doc": args.n_sents,
+        "threads": args.threads,
+        "train_wall_seconds": round(train_seconds, 1),
+        "steps": last.get("step"),
+        "train_words": last.get("words"),
+        "train_words_per_second": round(last["words"] / last["elapsed_seconds"], 1) if last else None,
+        "best_dev_f1": max((row["ents_f"] or 0.0) for row in curve) * 100 if curve else None,
+        "dev": {k: dev_scores.get(k) for k in ("ents_f", "ents_p", "ents_r")},
+        "test": {k: test_scores.get(k) for k in ("ents_f", "ents_p", "ents_r", "ents_per_type")},
+        "curve": [{k: row[k] for k in ("step", "elapsed_seconds", "words", "ents_f")} for row in curve],
+        "versions": versions(),
+        "machine": machine(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+        "model_dir": str(best.relative_to(ROOT)),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{dataset}-{system}{args.tag}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}: test F1 {result['test']['ents_f']:.4f}, dev F1 {result['dev']['ents_f']:.4f}, "
+          f"{train_seconds:.0f}s", flush=True)
+    return result
+
+
+def summary() -> None:
+    rows = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+    header = f"{'dataset':8} {'system':22} {'test F1':>8} {'dev F1':>7} {'train s':>8} {'steps':>6} {'words/s':>8}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        name = r["system"] + r.get("tag", "")
+        print(f"{r['dataset']:8} {name:22} {100 * r['test']['ents_f']:8.2f} {100 * r['dev']['ents_f']:7.2f} "
+              f"{r['train_wall_seconds']:8.0f} {r['steps'] or 0:6d} {r['train_words_per_second'] or 0:8.0f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="conll03")
+    parser.add_argument("--systems", default="ours,spacy_ner", help=f"comma-separated: {', '.join(SYSTEMS)}")
+    parser.add_argument("--conll-dir", default=str(DEFAULT_CONLL))
+    parser.add_argument("--max-steps", type=int, default=7000)
+    parser.add_argument("--patience", type=int, default=1600)
+    parser.add_argument("--eval-frequency", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--n-sents", type=int, default=1, help="sentences per Doc")
+    parser.add_argument("--override", action="append", help="extra config override KEY=VALUE (all systems)")
+    parser.add_argument("--tag", default="", help="suffix for the result file name")
+    parser.add_argument("--summary", action="store_true", help="only print the table of results")
+    args = parser.parse_args()
+    if args.summary:
+        summary()
+        return
+    for system in args.systems.split(","):
+        if system not in SYSTEMS:
+            parser.error(f"unknown system {system!r}; choose from {', '.join(SYSTEMS)}")
+        train_one(args, args.dataset, system)
+    summary()
+
+
+if __name__ == "__main__":
+    main()

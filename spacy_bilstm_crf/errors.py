@@ -160,3 +160,10 @@ class Errors(metaclass=ErrorsWithCodes):
         "{window}. Lower window_overlap, raise window, or set window = 0 (or null) for full "
         "attention."
     )
+    # robustness (pipe)
+    BCE050 = (
+        "The component {name!r} computed non-finite scores ({what}) for the doc starting "
+        "{text!r}: its weights contain NaN or infinity, e.g. because training diverged "
+        "(see E910 / BCE027) or the weights file is damaged. Re-train the component, or "
+        "reload it from a good copy."
+    )

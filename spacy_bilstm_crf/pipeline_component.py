@@ -1,5 +1,7 @@
 """The ``bilstm_attn_crf`` pipeline component: a BiLSTM + self-attention + CRF recognizer."""
 
+import hashlib
+import os
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -28,6 +30,19 @@ from .architectures import (
 )
 from .errors import Errors
 from .tag_scheme import SCHEMES, TagScheme, UnknownLabelError, validate_label
+
+
+def _use_one_torch_thread() -> None:
+    """Give a forked child process (e.g. a worker of `nlp.pipe(texts, n_process=2)`,
+    which forks on Linux) a single torch thread. The parent's OpenMP thread pool does
+    not survive fork: a child that enters a parallel region with it can hang forever,
+    and N workers x N threads would oversubscribe the CPUs anyway.
+    """
+    torch.set_num_threads(1)
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; spawned workers start with a fresh pool
+    os.register_at_fork(after_in_child=_use_one_torch_thread)
 
 default_model_config = """
 [model]
@@ -214,6 +229,11 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             if not given, they are read from the examples.
         """
         validate_get_examples(get_examples, "BiLSTMAttnCRFRecognizer.initialize")
+        # check the sample before touching a trained model: a failed re-initialize
+        # (e.g. on an empty generator) must not leave the component without weights
+        doc_sample = [eg.predicted for eg in islice(get_examples(), 10)]
+        if not doc_sample:
+            raise ValueError(SpacyErrors.E923.format(name=self.name))
         if self.is_initialized:
             # re-initializing: start from a fresh model with the (new) label set
             self.model.get_ref("head").layers.clear()
@@ -232,9 +252,6 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             raise ValueError(Errors.BCE021.format(name=self.name))
         # labels sorted for a model that does not depend on data order
         self.cfg["labels"] = sorted(self.labels)
-        doc_sample = [eg.predicted for eg in islice(get_examples(), 10)]
-        if not doc_sample:
-            raise ValueError(SpacyErrors.E923.format(name=self.name))
         set_tag_scheme(self.model, self.tag_scheme)
         self.model.initialize(X=doc_sample)
         self.cfg["nI"] = self.model.get_ref("head").get_dim("nI")
@@ -295,6 +312,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         device = get_torch_device(self.model)
         with torch.no_grad():
             E, lengths = pad_to_torch(self.model.ops, emissions, device)
+            self._check_finite(docs, E)
             # shape: (batch_size, max_len)
             mask = torch.arange(E.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
             mask = mask.to(device)
@@ -307,7 +325,8 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             all_spans: List[Tuple[int, int, List[int], List[int]]] = []
             per_doc_spans: List[List[Tuple[int, int, str]]] = []
             for b, path in enumerate(paths):
-                spans = [s for s in scheme.tags_to_spans(path) if s not in presets[b]]
+                preset_set = set(presets[b])  # a set: long docs can have many pre-set ents
+                spans = [s for s in scheme.tags_to_spans(path) if s not in preset_set]
                 per_doc_spans.append(spans)
                 for start, end, label in spans:
                     all_spans.append(
@@ -323,6 +342,21 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             preds.append((spans, scores[k : k + len(spans)]))
             k += len(spans)
         return preds
+
+    def _check_finite(self, docs: List[Doc], E: torch.Tensor) -> None:
+        """Raise BCE050 if the CRF's parameters or the emission scores of a padded
+        batch are NaN or infinite (decoding them would silently give no entities).
+        """
+        for name, param in get_crf(self.model).named_parameters():
+            if not bool(torch.isfinite(param).all()):
+                raise ValueError(Errors.BCE050.format(
+                    name=self.name, what=f"CRF parameter {name!r}", text=docs[0].text[:50]))
+        # shape: (batch_size,)
+        bad = ~torch.isfinite(E).flatten(1).all(dim=1)
+        if bool(bad.any()):
+            b = int(bad.nonzero()[0])
+            raise ValueError(Errors.BCE050.format(
+                name=self.name, what="emission scores", text=docs[b].text[:50]))
 
     def _preset_tag_mask(
         self, docs: List[Doc], presets: List[List[Tuple[int, int, str]]], max_len: int
@@ -431,7 +465,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             i = bad[0] if bad else 0
             raise ValueError(
                 SpacyErrors.E910.format(name=self.name) + " "
-                + Errors.BCE027.format(loss=float(loss), index=i, text=examples[i].reference.text[:50])
+                + Errors.BCE027.format(loss=float(loss.detach()), index=i, text=examples[i].reference.text[:50])
             )
         loss.backward()
         assert E.grad is not None
@@ -460,10 +494,11 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
     # ------------------------------------------------------------------ serialization
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
         self._validate_serialization_attrs()
+        model_bytes = self._model_bytes_with_checksum(exclude)
         serialize = {
             "cfg": lambda: srsly.json_dumps(self.cfg),
             "vocab": lambda: self.vocab.to_bytes(exclude=exclude),
-            "model": self.model.to_bytes,
+            "model": lambda: model_bytes,
         }
         return util.to_bytes(serialize, exclude)
 
@@ -471,6 +506,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()
     ) -> "BiLSTMAttnCRFRecognizer":
         self._validate_serialization_attrs()
+        self.cfg.pop("model_sha256", None)  # only a checksum loaded with these weights counts
 
         def load_model(b: bytes) -> None:
             self._load_model_bytes(b, "<bytes>")
@@ -485,10 +521,11 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
         self._validate_serialization_attrs()
+        model_bytes = self._model_bytes_with_checksum(exclude)
         serialize = {
             "cfg": lambda p: srsly.write_json(p, self.cfg),
             "vocab": lambda p: self.vocab.to_disk(p, exclude=exclude),
-            "model": lambda p: self.model.to_disk(p),
+            "model": lambda p: Path(p).write_bytes(model_bytes),
         }
         util.to_disk(path, serialize, exclude)
 
@@ -496,10 +533,15 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()
     ) -> "BiLSTMAttnCRFRecognizer":
         self._validate_serialization_attrs()
+        self.cfg.pop("model_sha256", None)  # only a checksum loaded with these weights counts
 
         def load_model(p: Path) -> None:
-            with open(p, "rb") as mfile:
-                data = mfile.read()
+            try:
+                with open(p, "rb") as mfile:
+                    data = mfile.read()
+            except OSError as err:
+                raise ValueError(Errors.BCE023.format(
+                    path=p, error=f"{type(err).__name__}: {err.strerror}")) from None
             self._load_model_bytes(data, str(p))
 
         deserialize = {
@@ -510,16 +552,38 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         util.from_disk(path, deserialize, exclude)
         return self
 
+    def _model_bytes_with_checksum(self, exclude: Iterable[str]) -> bytes:
+        """Serialize the model and store the SHA-256 of its bytes in cfg, so that loading
+        detects a damaged weights file even where it still parses (BCE023).
+        """
+        if "model" in exclude:
+            self.cfg.pop("model_sha256", None)
+            return b""
+        data = self.model.to_bytes()
+        self.cfg["model_sha256"] = hashlib.sha256(data).hexdigest()
+        return data
+
     def _load_model_bytes(self, data: bytes, where: str) -> None:
+        expected = self.cfg.get("model_sha256")  # absent in pipelines saved without one
+        if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+            raise ValueError(Errors.BCE023.format(
+                path=where, error=f"its SHA-256 checksum differs from the one saved with it in "
+                f"the component's cfg ({expected[:16]}...); {len(data)} bytes read"))
         self._initialize_before_deserializing()
         try:
             self.model.from_bytes(data)
         except AttributeError:
             raise ValueError(SpacyErrors.E149) from None
-        except RuntimeError as err:
-            # torch's load_state_dict: missing/unexpected keys or size mismatches
-            msg = str(err).split("\n")
-            detail = " ".join(line.strip() for line in msg[:4])
+        except (RuntimeError, ValueError) as err:
+            msg = str(err)
+            # torch's load_state_dict (missing/unexpected keys, size mismatches) and thinc's
+            # dimension checks: the cfg (labels, nI) does not fit the weights
+            if "loading state_dict" not in msg and "Attempt to change dimension" not in msg:
+                # e.g. torch's "PytorchStreamReader failed reading zip archive"
+                raise ValueError(Errors.BCE023.format(
+                    path=where, error=f"{type(err).__name__}: {msg.splitlines()[0] if msg else ''}"
+                )) from None
+            detail = " ".join(line.strip() for line in msg.split("\n")[:4])
             raise ValueError(Errors.BCE024.format(path=where, detail=detail, labels=list(self.labels))) from None
         except Exception as err:  # truncated / corrupted msgpack or torch payload
             raise ValueError(Errors.BCE023.format(path=where, error=f"{type(err).__name__}: {err}")) from None

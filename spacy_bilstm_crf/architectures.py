@@ -10,8 +10,8 @@ from typing import Any, Callable, List, Optional, Tuple, cast
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper_v2, chain, torch2xp, xp2torch
-from thinc.types import Floats2d
+from thinc.api import ArgsKwargs, Model, PyTorchShim, PyTorchWrapper_v2, chain, torch2xp, xp2torch
+from thinc.types import Floats2d, Floats3d
 
 from .crf import CRF
 from .pytorch_model import BiLSTMAttnCRFModel
@@ -131,7 +131,7 @@ def get_crf(model: Model) -> CRF:
 
 def get_torch_device(model: Model) -> torch.device:
     head = model.get_ref("head") if model.has_ref("head") else model
-    return head.layers[0].shims[0].device
+    return cast(PyTorchShim, head.layers[0].shims[0]).device
 
 
 def head_init(
@@ -179,14 +179,15 @@ def pad_to_torch(
 
 
 def unpad_from_torch(ops: Any, tensor: torch.Tensor, lengths: List[int]) -> List[Floats2d]:
-    arr = torch2xp(tensor)
+    # shape: (batch_size, max_len, width)
+    arr = cast(Floats3d, torch2xp(tensor))
     return [ops.as_contig(arr[i, :n]) for i, n in enumerate(lengths)]
 
 
 def convert_inputs(
     model: Model, X: List[Floats2d], is_train: bool
 ) -> Tuple[ArgsKwargs, Callable[[ArgsKwargs], List[Floats2d]]]:
-    shim = model.shims[0]
+    shim = cast(PyTorchShim, model.shims[0])
     nI = model.get_dim("nI")
     for x in X:
         if x.ndim != 2 or x.shape[1] != nI:
@@ -208,7 +209,7 @@ def convert_inputs(
 def convert_outputs(
     model: Model, X_Ytorch: Tuple[List[Floats2d], torch.Tensor], is_train: bool
 ) -> Tuple[List[Floats2d], Callable[[List[Floats2d]], ArgsKwargs]]:
-    shim = model.shims[0]
+    shim = cast(PyTorchShim, model.shims[0])
     X, Yt = X_Ytorch
     lengths = [int(x.shape[0]) for x in X]
     Y = unpad_from_torch(model.ops, Yt, lengths)

@@ -511,7 +511,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         def load_model(b: bytes) -> None:
             self._load_model_bytes(b, "<bytes>")
 
-        deserialize = {
+        deserialize: Dict[str, Callable[[Any], Any]] = {
             "cfg": lambda b: self.cfg.update(srsly.json_loads(b)),
             "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
             "model": load_model,
@@ -544,7 +544,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
                     path=p, error=f"{type(err).__name__}: {err.strerror}")) from None
             self._load_model_bytes(data, str(p))
 
-        deserialize = {
+        deserialize: Dict[str, Callable[[Any], Any]] = {
             "cfg": lambda p: self.cfg.update(srsly.read_json(p)),
             "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
             "model": load_model,

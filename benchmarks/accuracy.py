@@ -161,7 +161,7 @@ def train_one(args: argparse.Namespace, dataset: str, system: str) -> Dict[str, 
     log_jsonl = run_dir / "train_log.jsonl"
     cmd = [sys.executable, "-m", "spacy", "train", str(spec["config"]), "--output", str(run_dir / "model"),
            "--code", str(ROOT / "benchmarks" / "timing_logger.py"),
-           "--training.logger", '{"@loggers":"spacy-bilstm-crf.bench.TimingLogger.v1","path":"%s"}' % log_jsonl]
+           "--training.logger", json.dumps({"@loggers": "spacy-bilstm-crf.bench.TimingLogger.v1", "path": str(log_jsonl)})]
     for key, value in overrides.items():
         if value is not None:
             cmd += [f"--{key}", value]

@@ -1,0 +1,119 @@
+"""Calibration of our entity confidences: reliability diagram and expected calibration error.
+
+For each entity the pipeline predicts on the gold-tokenized docs, its confidence
+(`doc.spans[spans_key].attrs["scores"]`, the exact posterior that exactly this span has
+exactly this label) is compared with whether it is correct (the same start, end and
+label is a gold entity). ECE = sum over 10 equal-width confidence bins of
+(bin size / N) * |accuracy(bin) - mean confidence(bin)|.
+
+    python benchmarks/calibration.py --model benchmarks/work/runs/conll03-n1/ours/model/model-best \
+        --data benchmarks/work/corpus/conll03-n1/dev.spacy \
+        --output benchmarks/results/calibration_conll03_dev.json --png benchmarks/results/reliability_conll03_dev.png
+"""
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+
+def expected_calibration_error(conf: List[float], correct: List[bool], n_bins: int = 10) -> Tuple[float, List[Dict[str, Any]]]:
+    """RETURNS (Tuple[float, List[dict]]): the ECE and the per-bin statistics."""
+    bins: List[Dict[str, Any]] = []
+    n = len(conf)
+    ece = 0.0
+    for b in range(n_bins):
+        lo, hi = b / n_bins, (b + 1) / n_bins
+        idx = [i for i, c in enumerate(conf) if (lo <= c < hi) or (b == n_bins - 1 and c == 1.0)]
+        if not idx:
+            bins.append({"lo": lo, "hi": hi, "count": 0})
+            continue
+        acc = sum(correct[i] for i in idx) / len(idx)
+        mean_conf = sum(conf[i] for i in idx) / len(idx)
+        ece += len(idx) / n * abs(acc - mean_conf)
+        bins.append({"lo": lo, "hi": hi, "count": len(idx), "accuracy": acc, "confidence": mean_conf})
+    return ece, bins
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", required=True, help=".spacy file with gold docs")
+    parser.add_argument("--component", default="bilstm_attn_crf")
+    parser.add_argument("--bins", type=int, default=10)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--png", default=None)
+    args = parser.parse_args()
+
+    import spacy
+    from spacy.tokens import Doc, DocBin
+
+    nlp = spacy.load(args.model)
+    key = nlp.get_pipe(args.component).spans_key
+    gold_docs = list(DocBin().from_disk(args.data).get_docs(nlp.vocab))
+    inputs = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in gold_docs]
+    conf: List[float] = []
+    correct: List[bool] = []
+    for gold, doc in zip(gold_docs, nlp.pipe(inputs)):
+        gold_set = {(e.start, e.end, e.label_) for e in gold.ents}
+        group = doc.spans[key]
+        for span, score in zip(group, group.attrs["scores"]):
+            conf.append(float(score))
+            correct.append((span.start, span.end, span.label_) in gold_set)
+    if not conf:
+        sys.exit("no entities predicted")
+    ece, bins = expected_calibration_error(conf, correct, args.bins)
+    precision = sum(correct) / len(correct)
+    print(f"{len(conf)} predicted entities, precision {precision:.4f}, mean confidence {sum(conf) / len(conf):.4f}")
+    print(f"expected calibration error (ECE, {args.bins} bins): {ece:.4f}")
+    print(f"{'bin':>11} {'count':>6} {'conf':>6} {'acc':>6}")
+    for b in bins:
+        if b["count"]:
+            print(f"{b['lo']:.1f}-{b['hi']:.1f}   {b['count']:6d} {b['confidence']:6.3f} {b['accuracy']:6.3f}")
+    out = {
+        "model": args.model,
+        "data": args.data,
+        "n_entities": len(conf),
+        "precision": precision,
+        "mean_confidence": sum(conf) / len(conf),
+        "ece": ece,
+        "bins": bins,
+        "command": " ".join(sys.argv),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {args.output}")
+    if args.png:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            print("matplotlib is not installed: no reliability diagram (pip install matplotlib)")
+            return
+        fig, ax = plt.subplots(figsize=(5, 5))
+        filled = [b for b in bins if b["count"]]
+        centers = [(b["lo"] + b["hi"]) / 2 for b in filled]
+        ax.bar(centers, [b["accuracy"] for b in filled], width=1 / args.bins, edgecolor="black",
+               alpha=0.7, label="accuracy (exact span + label)")
+        ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
+        ax.plot(centers, [b["confidence"] for b in filled], "ro-", label="mean confidence")
+        for c, b in zip(centers, filled):
+            ax.annotate(str(b["count"]), (c, 0.02), ha="center", fontsize=7)
+        ax.set_xlabel("confidence")
+        ax.set_ylabel("accuracy")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"Entity confidence reliability (ECE {ece:.3f}, n={len(conf)})")
+        ax.legend(loc="upper left", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(args.png, dpi=100)
+        print(f"wrote {args.png}")
+
+
+if __name__ == "__main__":
+    main()

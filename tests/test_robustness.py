@@ -6,7 +6,9 @@ runs and the spawn start method are marked `slow`.
 """
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -576,7 +578,8 @@ N_PROCESS_SCRIPT = textwrap.dedent(
     torch.set_num_threads(2)
     nlp = spacy.load(sys.argv[1])
     nlp.add_pipe("record_threads")
-    texts = json.loads(sys.argv[2])
+    with open(sys.argv[2], encoding="utf8") as file_:
+        texts = json.load(file_)
     a = torch.randn(400, 400)
     for _ in range(5):  # start the parent's OpenMP thread pool
         a @ a
@@ -607,17 +610,24 @@ def run_n_process(path, texts, start_method=None, timeout=180):
             f"    import multiprocessing\n    multiprocessing.set_start_method({start_method!r})\n"
             "    torch.set_num_threads(2)\n" + textwrap.indent(body, "    ")
         )
-    script_file = path.parent / f"n_process_{start_method or 'default'}.py"
+    name = f"n_process_{start_method or 'default'}"
+    script_file = path.parent / f"{name}.py"
     script_file.write_text(script, encoding="utf8")
+    texts_file = path.parent / f"{name}.json"
+    texts_file.write_text(json.dumps(texts), encoding="utf8")
+    # a session of its own, so that a hang can be ended with the workers it forked
+    proc = subprocess.Popen(
+        [sys.executable, str(script_file), str(path), str(texts_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
     try:
-        out = subprocess.run(
-            [sys.executable, str(script_file), str(path), json.dumps(texts)],
-            capture_output=True, text=True, timeout=timeout,
-        )
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         pytest.fail(f"nlp.pipe(texts, n_process=2) hung (start method {start_method or 'default'})")
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    assert proc.returncode == 0, stderr[-3000:]
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def test_pipe_n_process_returns_every_doc_without_hanging(saved):

@@ -63,6 +63,15 @@ class TagScheme:
         self.tags: List[str] = ["O"] + [f"{p}-{lab}" for lab in self.labels for p in self.prefixes]
         self.tag_to_id: Dict[str, int] = {tag: i for i, tag in enumerate(self.tags)}
         self.label_to_id: Dict[str, int] = {lab: i for i, lab in enumerate(self.labels)}
+        # lookup tables for the per-token loops (decoding runs them on every predicted doc)
+        self._split: List[Tuple[str, Optional[str]]] = [("O", None)] + [
+            (p, lab) for lab in self.labels for p in self.prefixes
+        ]
+        self._start: List[bool] = [self._may_start(t) for t in range(self.num_tags)]
+        self._end: List[bool] = [self._may_end(t) for t in range(self.num_tags)]
+        self._follow: List[List[bool]] = [
+            [self._may_follow(i, j) for j in range(self.num_tags)] for i in range(self.num_tags)
+        ]
 
     def __repr__(self) -> str:
         return f"TagScheme({self.scheme!r}, {list(self.labels)!r})"
@@ -84,8 +93,9 @@ class TagScheme:
 
     def split(self, tag_id: int) -> Tuple[str, Optional[str]]:
         """RETURNS (Tuple[str, Optional[str]]): the prefix and label of a tag id ("O", None)."""
-        if not 0 <= tag_id < self.num_tags:
-            raise ValueError(Errors.BCE007.format(tag_id=tag_id, num_tags=self.num_tags))
+        n = len(self.tags)
+        if not 0 <= tag_id < n:
+            raise ValueError(Errors.BCE007.format(tag_id=tag_id, num_tags=n))
         if tag_id == 0:
             return "O", None
         label_idx, prefix_idx = divmod(tag_id - 1, len(self.prefixes))
@@ -94,20 +104,15 @@ class TagScheme:
     # ------------------------------------------------------------------ constraints
     def allowed_start(self) -> numpy.ndarray:
         """RETURNS (numpy.ndarray): bool (num_tags,), the tags a sequence may start with."""
-        return numpy.array([self._may_start(t) for t in range(self.num_tags)], dtype=bool)
+        return numpy.array(self._start, dtype=bool)
 
     def allowed_end(self) -> numpy.ndarray:
         """RETURNS (numpy.ndarray): bool (num_tags,), the tags a sequence may end with."""
-        return numpy.array([self._may_end(t) for t in range(self.num_tags)], dtype=bool)
+        return numpy.array(self._end, dtype=bool)
 
     def allowed_transitions(self) -> numpy.ndarray:
         """RETURNS (numpy.ndarray): bool (num_tags, num_tags), [from, to] moves allowed."""
-        n = self.num_tags
-        out = numpy.zeros((n, n), dtype=bool)
-        for i in range(n):
-            for j in range(n):
-                out[i, j] = self._may_follow(i, j)
-        return out
+        return numpy.array(self._follow, dtype=bool).reshape(self.num_tags, self.num_tags)
 
     def _may_start(self, t: int) -> bool:
         prefix, _ = self.split(t)
@@ -139,14 +144,17 @@ class TagScheme:
         return True
 
     def _check(self, tag_ids: Sequence[int]) -> None:
-        prev: Optional[int] = None
+        n = len(self.tags)
+        follow = self._follow
+        prev = -1
         for i, t in enumerate(tag_ids):
             t = int(t)
-            ok = self._may_start(t) if prev is None else self._may_follow(prev, t)
-            if not ok:
-                self._raise_invalid(tag_ids, i, prev)
+            if not 0 <= t < n:
+                raise ValueError(Errors.BCE007.format(tag_id=t, num_tags=n))
+            if not (self._start[t] if prev < 0 else follow[prev][t]):
+                self._raise_invalid(tag_ids, i, prev if prev >= 0 else None)
             prev = t
-        if prev is not None and not self._may_end(prev):
+        if prev >= 0 and not self._end[prev]:
             self._raise_invalid(tag_ids, len(tag_ids), prev)
 
     def _raise_invalid(self, tag_ids: Sequence[int], i: int, prev: Optional[int]) -> None:
@@ -211,22 +219,24 @@ class TagScheme:
         tag_ids (Sequence[int]): One tag id per token, valid under the scheme.
         RETURNS (List[Tuple[int, int, str]]): (start, end, label), end exclusive.
         """
+        tag_ids = [int(t) for t in tag_ids]
         self._check(tag_ids)
+        split = self._split
+        bio = self.scheme == "BIO"
         spans: List[Span] = []
         start = -1
+        last = len(tag_ids) - 1
         for i, t in enumerate(tag_ids):
-            prefix, label = self.split(int(t))
-            if prefix in ("B", "U"):
-                start = i
-            if label is None:
+            if t == 0:
                 continue
+            prefix, label = split[t]
+            if prefix == "B" or prefix == "U":
+                start = i
             # the entity ends here unless the next tag continues it
-            if prefix in ("L", "U"):
-                spans.append((start, i + 1, label))
-            elif self.scheme == "BIO":
-                nxt = self.split(int(tag_ids[i + 1])) if i + 1 < len(tag_ids) else ("O", None)
-                if nxt != ("I", label):
-                    spans.append((start, i + 1, label))
+            if prefix == "L" or prefix == "U":
+                spans.append((start, i + 1, label))  # type: ignore[arg-type]
+            elif bio and (i == last or split[tag_ids[i + 1]] != ("I", label)):
+                spans.append((start, i + 1, label))  # type: ignore[arg-type]
         return spans
 
     def tags_to_strings(self, tag_ids: Sequence[int]) -> List[str]:

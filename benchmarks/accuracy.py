@@ -142,7 +142,7 @@ def evaluate(model: Path, data: Path, out: Path, env: Dict[str, str]) -> Dict[st
 def train_one(args: argparse.Namespace, dataset: str, system: str) -> Dict[str, Any]:
     spec = SYSTEMS[system]
     corpus = prepare_corpus(dataset, Path(args.conll_dir), args.n_sents)
-    run_dir = WORK / "runs" / f"{dataset}-n{args.n_sents}" / system
+    run_dir = WORK / "runs" / f"{dataset}-n{args.n_sents}" / f"{system}{args.tag}"
     run_dir.mkdir(parents=True, exist_ok=True)
     overrides = {
         "paths.train": str(corpus["train"]),
@@ -177,6 +177,7 @@ def train_one(args: argparse.Namespace, dataset: str, system: str) -> Dict[str, 
     result = {
         "dataset": dataset,
         "system": system,
+        "tag": args.tag,
         "config": str(Path(spec["config"]).relative_to(ROOT)),
         "overrides": {k: v for k, v in overrides.items() if not k.startswith("paths.") and v is not None},
         "n_sents_per_doc": args.n_sents,

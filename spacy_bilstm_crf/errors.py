@@ -1,7 +1,7 @@
-"""Coded error and warning messages of spacy-bilstm-crf.
+"""Coded error messages of spacy-bilstm-crf.
 
-Codes are prefixed ``BCE`` (errors) and ``BCW`` (warnings), so that they cannot be
-mistaken for spaCy's own ``E###`` / ``W###`` codes. Generic pipe failures reuse spaCy's
+Codes are prefixed ``BCE``, so that they cannot be mistaken for spaCy's own ``E###``
+codes. Generic pipe failures reuse spaCy's
 codes (``E109`` uninitialized pipe, ``E910`` NaN loss, ``E923`` no examples, ``E149``
 model load), raised through ``spacy.errors.Errors``.
 """
@@ -15,18 +15,6 @@ class ErrorsWithCodes(type):
         if code.startswith("__"):  # python system attributes like __class__
             return msg
         return f"[{code}] {msg}"
-
-
-class Warnings(metaclass=ErrorsWithCodes):
-    BCW001 = (
-        "The entity {label!r} predicted for tokens {start}..{end} had a confidence of "
-        "{score:.3f}, below the threshold {threshold}; it was dropped."
-    )
-    BCW002 = (
-        "Gold-standard annotation for example {index} does not align with its predicted "
-        "tokenization in {n_missing} token(s); those tokens are treated as unannotated "
-        "(every tag is allowed there) rather than as 'O'."
-    )
 
 
 class Errors(metaclass=ErrorsWithCodes):

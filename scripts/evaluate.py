@@ -89,10 +89,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     srsly.write_json(args.output, data)
+    p, r, f = (100 * (data.get(k) or 0.0) for k in ("ents_p", "ents_r", "ents_f"))
     print(
-        f"{args.data}: {len(docs)} docs, ents P/R/F "
-        f"{100 * data.get('ents_p', 0):.2f} / {100 * data.get('ents_r', 0):.2f} / "
-        f"{100 * data.get('ents_f', 0):.2f}, {data.get('speed', 0):.0f} words/s -> {args.output}"
+        f"{args.data}: {len(docs)} docs, ents P/R/F {p:.2f} / {r:.2f} / {f:.2f}, "
+        f"{data.get('speed') or 0:.0f} words/s -> {args.output}"
     )
 
 

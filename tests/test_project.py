@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 from typing import Dict, List
 
@@ -24,7 +25,7 @@ import spacy
 import srsly
 from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
-from spacy.util import load_config, load_model_from_config, make_tempdir
+from spacy.util import load_config, make_tempdir
 from thinc.api import Config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -356,12 +357,23 @@ def test_project_all_workflow_and_wheel():
             [str(vpy), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
             check=True, capture_output=True, text=True,
         ).stdout.strip()
+        # addsitedir also runs that environment's own .pth files (editable installs)
+        parent = sysconfig.get_paths()["purelib"]
         Path(site, "_parent_env.pth").write_text(
-            sysconfig.get_paths()["purelib"] + "\n", encoding="utf8"
+            f"import site; site.addsitedir({parent!r})\n", encoding="utf8"
         )
-        # --no-index: every requirement (spacy, spacy-bilstm-crf) must already be there
+        # the wheel's own requirements name the plugin ...
+        with zipfile.ZipFile(wheels[0]) as whl:
+            metadata = next(
+                whl.read(n).decode("utf8") for n in whl.namelist()
+                if n.endswith(".dist-info/METADATA")
+            )
+        assert "Requires-Dist: spacy-bilstm-crf" in metadata, metadata
+        # ... which, like spaCy and torch, this environment provides: install without
+        # dependencies (never download), then spacy.load must find everything
         subprocess.run(
-            [str(vpy), "-m", "pip", "install", "-q", "--no-index", str(wheels[0])], check=True
+            [str(vpy), "-m", "pip", "install", "-q", "--no-index", "--no-deps", str(wheels[0])],
+            check=True,
         )
         code = (
             "import spacy; nlp = spacy.load('en_bilstm_crf_wnut17'); "
@@ -372,7 +384,6 @@ def test_project_all_workflow_and_wheel():
             "assert 'site-packages' in en_bilstm_crf_wnut17.__file__; "
             "print('LOADED', [(e.text, e.label_) for e in doc.ents])"
         )
-        out = subprocess.run(
-            [str(vpy), "-c", code], check=True, capture_output=True, text=True, cwd=tmp
-        )
+        out = subprocess.run([str(vpy), "-c", code], capture_output=True, text=True, cwd=tmp)
+        assert out.returncode == 0, out.stderr[-3000:]
         assert "LOADED" in out.stdout

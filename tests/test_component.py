@@ -54,8 +54,10 @@ def ents_of(doc):
     return [(e.start_char, e.end_char, e.label_) for e in doc.ents]
 
 
-@pytest.fixture(params=["BILUO", "BIO"])
+@pytest.fixture(scope="module", params=["BILUO", "BIO"])
 def trained(request):
+    """A pipeline trained to fit TRAIN_DATA; shared by the tests of a module (read-only:
+    a test that changes a setting restores it)."""
     nlp = English()
     nlp.add_pipe("bilstm_attn_crf", config={"model": SMALL_MODEL, "tag_scheme": request.param})
     losses = train(nlp, make_examples(nlp))

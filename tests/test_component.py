@@ -9,6 +9,7 @@ from spacy.lang.en import English
 from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import load_model_from_path, make_tempdir
+from thinc.api import fix_random_seed
 
 from spacy_bilstm_crf.pipeline_component import BiLSTMAttnCRFRecognizer
 
@@ -58,6 +59,7 @@ def ents_of(doc):
 def trained(request):
     """A pipeline trained to fit TRAIN_DATA; shared by the tests of a module (read-only:
     a test that changes a setting restores it)."""
+    fix_random_seed(0)  # module-scoped: set up before the per-test seed fixture
     nlp = English()
     nlp.add_pipe("bilstm_attn_crf", config={"model": SMALL_MODEL, "tag_scheme": request.param})
     losses = train(nlp, make_examples(nlp))

@@ -60,6 +60,7 @@ SYSTEMS: Dict[str, Dict[str, Any]] = {
         "overrides": {f"{OURS}.attention_heads": "0"},
         "vectors": True,
     },
+    "ours_chars": {"config": BENCH_CONFIGS / "ours_chars.cfg", "overrides": {}, "vectors": False},
     "spacy_ner": {"config": BENCH_CONFIGS / "spacy_ner.cfg", "overrides": {}, "vectors": False},
     "spacy_ner_vectors": {
         "config": BENCH_CONFIGS / "spacy_ner_vectors.cfg",

@@ -8,6 +8,9 @@ PYTHON ?= python3
 BIN = $(VENV)/bin
 SOURCES := $(shell find spacy_bilstm_crf -name '*.py' -o -name 'py.typed') setup.cfg pyproject.toml
 PYTEST_ARGS ?=
+# torch's small LSTM matrices gain nothing from a second thread, and on a shared 2-core
+# machine a second thread was seen to slow training and tests down 10x: default to one.
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: all test test-slow install clean
 

@@ -23,7 +23,7 @@ HEAD_NAME = "bilstm_attn_crf_head"
 @registry.architectures("spacy-bilstm-crf.BiLSTMAttnCRF.v1")
 def build_bilstm_attn_crf_v1(
     tok2vec: Model[List[Doc], List[Floats2d]],
-    hidden_size: int = 128,
+    hidden_size: int = 64,
     num_layers: int = 2,
     dropout: float = 0.3,
     input_dropout: float = 0.1,

@@ -47,7 +47,7 @@ if hasattr(os, "register_at_fork"):  # POSIX; spawned workers start with a fresh
 default_model_config = """
 [model]
 @architectures = "spacy-bilstm-crf.BiLSTMAttnCRF.v1"
-hidden_size = 128
+hidden_size = 64
 num_layers = 2
 dropout = 0.3
 input_dropout = 0.1

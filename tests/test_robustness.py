@@ -301,7 +301,10 @@ def test_100k_token_doc_runs_in_linear_time_and_memory(saved):
             for s, e, lab in ents
         )
     ratio_time = big["seconds"] / small["seconds"]
-    ratio_mem = big["peak_mb"] / max(small["peak_mb"], 1.0)
+    # The small doc's peak can stay below the peak of loading the model (growth 0 MB was
+    # seen in CI), so its growth is floored at 75 MB: a quadratic attention would still
+    # be far past 8x that (and past the absolute bound below).
+    ratio_mem = big["peak_mb"] / max(small["peak_mb"], 75.0)
     assert ratio_time < 8, (small, big)
     assert ratio_mem < 8, (small, big)
     # full attention over 100k tokens would need 100k^2 * heads * 4 bytes = 80 GB

@@ -58,11 +58,23 @@ window_overlap = 64
 nO = null
 
 [model.tok2vec]
+@layers = "concatenate.v1"
+
+[model.tok2vec.*.words]
 @architectures = "spacy.MultiHashEmbed.v2"
 width = 96
 attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
 rows = [5000, 1000, 2500, 2500]
 include_static_vectors = false
+
+[model.tok2vec.*.chars]
+@architectures = "spacy.CharacterEmbed.v2"
+width = 32
+rows = 2000
+nM = 16
+nC = 8
+include_static_vectors = false
+feature = "ORTH"
 """
 DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
 

@@ -145,7 +145,8 @@ def test_listener_configs():
     assert listener["@architectures"].startswith("spacy-transformers.TransformerListener")
     assert trf["components"]["transformer"]["model"]["name"] == "${paths.transformer}"
     vec = load_config(REPO_ROOT / "configs" / "vectors.cfg", interpolate=False)
-    assert vec["components"]["bilstm_attn_crf"]["model"]["tok2vec"]["include_static_vectors"]
+    words = vec["components"]["bilstm_attn_crf"]["model"]["tok2vec"]["*"]["words"]
+    assert words["include_static_vectors"]
     assert vec["initialize"]["vectors"] == "${paths.vectors}"
     assert vec["paths"]["vectors"]
 

@@ -1,10 +1,22 @@
 """The ``bilstm_attn_crf`` pipeline component: a BiLSTM + self-attention + CRF recognizer."""
 
+import copy
 import hashlib
 import os
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import numpy
 import srsly
@@ -28,6 +40,7 @@ from .architectures import (
     set_tag_scheme,
     unpad_from_torch,
 )
+from .crf import CRF
 from .errors import Errors
 from .tag_scheme import SCHEMES, TagScheme, UnknownLabelError, validate_label
 
@@ -92,6 +105,7 @@ Prediction = Tuple[List[Tuple[int, int, str]], List[float]]
         "tag_scheme": "BILUO",
         "spans_key": DEFAULT_SPANS_KEY,
         "threshold": 0.0,
+        "confidence_temperature": 1.0,
         "max_batch_tokens": 8192,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
@@ -109,6 +123,7 @@ def make_bilstm_attn_crf(
     tag_scheme: str,
     spans_key: Optional[str],
     threshold: float,
+    confidence_temperature: float,
     max_batch_tokens: int,
     scorer: Optional[Callable],
 ) -> "BiLSTMAttnCRFRecognizer":
@@ -120,6 +135,9 @@ def make_bilstm_attn_crf(
     spans_key (Optional[str]): Key in `doc.spans` for the predicted entities with their
         confidences in `attrs["scores"]`; None stores no confidences.
     threshold (float): Predicted entities with a confidence below this are dropped.
+    confidence_temperature (float): The CRF's scores are divided by this before the
+        confidences are computed (temperature scaling; decoding is unaffected). Fit it on
+        held-out data with `fit_confidence_temperature`.
     max_batch_tokens (int): Padded tokens per length-sorted sub-batch at prediction.
     scorer (Optional[Callable]): The scoring method.
     """
@@ -130,6 +148,7 @@ def make_bilstm_attn_crf(
         tag_scheme=tag_scheme,
         spans_key=spans_key,
         threshold=threshold,
+        confidence_temperature=confidence_temperature,
         max_batch_tokens=max_batch_tokens,
         scorer=scorer,
     )
@@ -156,6 +175,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         tag_scheme: str = "BILUO",
         spans_key: Optional[str] = DEFAULT_SPANS_KEY,
         threshold: float = 0.0,
+        confidence_temperature: float = 1.0,
         max_batch_tokens: int = 8192,
         scorer: Optional[Callable] = ner_score,
     ) -> None:
@@ -164,6 +184,14 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
             raise ValueError(Errors.BCE025.format(
                 value=threshold, name="threshold", detail="expected a number in [0, 1]"))
+        if (
+            isinstance(confidence_temperature, bool)
+            or not isinstance(confidence_temperature, (int, float))
+            or not 0.0 < confidence_temperature < float("inf")
+        ):
+            raise ValueError(Errors.BCE025.format(
+                value=confidence_temperature, name="confidence_temperature",
+                detail="expected a positive number (1.0: no scaling)"))
         if not isinstance(max_batch_tokens, int) or max_batch_tokens < 1:
             raise ValueError(Errors.BCE025.format(
                 value=max_batch_tokens, name="max_batch_tokens", detail="expected an int >= 1"))
@@ -179,6 +207,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             "tag_scheme": tag_scheme.upper(),
             "spans_key": spans_key,
             "threshold": float(threshold),
+            "confidence_temperature": float(confidence_temperature),
             "max_batch_tokens": max_batch_tokens,
             "nI": None,
         }
@@ -300,7 +329,17 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         for i in order:
             if len(docs[i]) == 0:
                 results[i] = ([], [])
-        order = [i for i in order if len(docs[i]) > 0]
+        temperature = float(self.cfg.get("confidence_temperature", 1.0))
+        for idx in self._sorted_sub_batches(docs):
+            decoded = self._decode_sorted([docs[i] for i in idx])
+            for i, pred in zip(idx, self._with_confidences(decoded, temperature)):
+                results[i] = pred
+        return [r if r is not None else ([], []) for r in results]
+
+    def _sorted_sub_batches(self, docs: List[Doc]) -> Iterable[List[int]]:
+        """Yield the indices of the non-empty docs, sorted by length, in sub-batches of at
+        most `max_batch_tokens` padded tokens."""
+        order = sorted((i for i in range(len(docs)) if len(docs[i]) > 0), key=lambda i: len(docs[i]))
         budget = int(self.cfg["max_batch_tokens"])
         start = 0
         while start < len(order):
@@ -308,13 +347,11 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             # sorted ascending, so the padded size is (number of docs) * (last doc's length)
             while end < len(order) and (end - start + 1) * len(docs[order[end]]) <= budget:
                 end += 1
-            idx = order[start:end]
-            for i, pred in zip(idx, self._predict_sorted([docs[i] for i in idx])):
-                results[i] = pred
+            yield order[start:end]
             start = end
-        return [r if r is not None else ([], []) for r in results]
 
-    def _predict_sorted(self, docs: List[Doc]) -> List[Prediction]:
+    def _decode_sorted(self, docs: List[Doc]) -> "_Decoded":
+        """Run the model and the Viterbi decoder on one sub-batch of non-empty docs."""
         scheme = self.tag_scheme
         emissions = self.model.predict(docs)
         for doc, em in zip(docs, emissions):
@@ -333,7 +370,6 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             if tag_mask is not None:
                 tag_mask = tag_mask.to(device)
             paths = crf.decode(E, mask=mask, tag_mask=tag_mask)
-            preds: List[Tuple[List[Tuple[int, int, str]], List[float]]] = []
             all_spans: List[Tuple[int, int, List[int], List[int]]] = []
             per_doc_spans: List[List[Tuple[int, int, str]]] = []
             for b, path in enumerate(paths):
@@ -344,16 +380,86 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
                     all_spans.append(
                         (b, start, scheme.span_tags(start, end, label), scheme.continuation_tags(label))
                     )
-            if all_spans:
-                log_probs = crf.span_log_probs(E, all_spans, mask=mask, tag_mask=tag_mask)
-                scores = log_probs.exp().clamp(0.0, 1.0).cpu().tolist()
-            else:
-                scores = []
+        return _Decoded(E, mask, tag_mask, per_doc_spans, all_spans)
+
+    def _with_confidences(self, decoded: "_Decoded", temperature: float) -> List[Prediction]:
+        """Attach to each decoded entity its exact posterior probability, computed from
+        the CRF's scores divided by `temperature`."""
+        scores: List[float] = []
+        if decoded.all_spans:
+            crf = get_crf(self.model)
+            E = decoded.emissions
+            if temperature != 1.0:
+                crf = _scaled_crf(crf, 1.0 / temperature)
+                E = E / temperature
+            with torch.no_grad():
+                log_probs = crf.span_log_probs(
+                    E, decoded.all_spans, mask=decoded.mask, tag_mask=decoded.tag_mask
+                )
+            scores = log_probs.exp().clamp(0.0, 1.0).cpu().tolist()
+        preds: List[Prediction] = []
         k = 0
-        for spans in per_doc_spans:
+        for spans in decoded.per_doc_spans:
             preds.append((spans, scores[k : k + len(spans)]))
             k += len(spans)
         return preds
+
+    def fit_confidence_temperature(
+        self,
+        examples: Iterable[Example],
+        temperatures: Optional[Sequence[float]] = None,
+    ) -> float:
+        """Fit `confidence_temperature` on held-out examples (not the training data) and
+        set it in the component's cfg, so that it is saved with the pipeline.
+
+        The model predicts entities on each example's `predicted` doc; each prediction is
+        correct if its start, end (characters) and label match a gold entity. The chosen
+        temperature minimizes the log loss of the confidences against correctness.
+
+        examples (Iterable[Example]): Held-out examples, e.g. the dev set.
+        temperatures (Optional[Sequence[float]]): The candidates (default 0.5 to 4).
+        RETURNS (float): The chosen temperature.
+        """
+        self._require_initialized()
+        examples = list(examples)
+        validate_examples(examples, "BiLSTMAttnCRFRecognizer.fit_confidence_temperature")
+        if temperatures is None:
+            temperatures = [round(0.5 + 0.1 * i, 2) for i in range(36)]
+        docs = [eg.predicted for eg in examples]
+        batches = []
+        for idx in self._sorted_sub_batches(docs):
+            decoded = self._decode_sorted([docs[i] for i in idx])
+            correct = []
+            for i, spans in zip(idx, decoded.per_doc_spans):
+                doc, gold = docs[i], examples[i].reference
+                gold_set = {(e.start_char, e.end_char, e.label_) for e in gold.ents}
+                for start, end, label in spans:
+                    span = doc[start:end]
+                    correct.append((span.start_char, span.end_char, label) in gold_set)
+            batches.append((decoded, correct))
+        if not any(correct for _, correct in batches):
+            raise ValueError(Errors.BCE025.format(
+                value=len(examples), name="examples",
+                detail="the model predicts no entity on them, so no temperature can be fitted"))
+        best_t, best_loss = 1.0, float("inf")
+        for t in temperatures:
+            if not t > 0:
+                raise ValueError(Errors.BCE025.format(
+                    value=t, name="temperatures", detail="each must be positive"))
+            total, n = 0.0, 0
+            for decoded, correct in batches:
+                for (_, scores), c in zip(self._flat(decoded, t), correct):
+                    p = min(max(scores, 1e-7), 1 - 1e-7)
+                    total -= numpy.log(p) if c else numpy.log(1 - p)
+                    n += 1
+            if n and total / n < best_loss:
+                best_t, best_loss = float(t), total / n
+        self.cfg["confidence_temperature"] = best_t
+        return best_t
+
+    def _flat(self, decoded: "_Decoded", temperature: float) -> List[Tuple[Any, float]]:
+        preds = self._with_confidences(decoded, temperature)
+        return [(span, score) for spans, scores in preds for span, score in zip(spans, scores)]
 
     def _check_finite(self, docs: List[Doc], E: torch.Tensor) -> None:
         """Raise BCE050 if the CRF's parameters or the emission scores of a padded
@@ -599,6 +705,25 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             raise ValueError(Errors.BCE024.format(path=where, detail=detail, labels=list(self.labels))) from None
         except Exception as err:  # truncated / corrupted msgpack or torch payload
             raise ValueError(Errors.BCE023.format(path=where, error=f"{type(err).__name__}: {err}")) from None
+
+
+class _Decoded(NamedTuple):
+    """One decoded sub-batch: what the confidences are computed from."""
+
+    emissions: torch.Tensor
+    mask: torch.Tensor
+    tag_mask: Optional[torch.Tensor]
+    per_doc_spans: List[List[Tuple[int, int, str]]]
+    all_spans: List[Tuple[int, int, List[int], List[int]]]
+
+
+def _scaled_crf(crf: CRF, factor: float) -> CRF:
+    """A copy of `crf` with its transition scores multiplied by `factor`."""
+    scaled = copy.deepcopy(crf)
+    with torch.no_grad():
+        for param in scaled.parameters():
+            param.mul_(factor)
+    return scaled
 
 
 def _preset_spans(doc: Doc) -> List[Tuple[int, int, str]]:

@@ -371,3 +371,35 @@ source = "{src}"
     _run(["assemble", "three.cfg", "assembled", *paths], tmp_path)
     assembled = spacy.load(tmp_path / "assembled")
     assert [ents_of(d) for d in assembled.pipe(texts)] == expected
+
+
+def test_confidence_temperature_scales_and_is_fitted_and_saved(trained):
+    nlp, _ = trained
+    pipe = nlp.get_pipe("bilstm_attn_crf")
+    text = "Angela Merkel visited Paris last week."
+    base = nlp(text)
+    base_scores = numpy.asarray(base.spans[pipe.spans_key].attrs["scores"])
+    assert pipe.cfg["confidence_temperature"] == 1.0
+    try:
+        pipe.cfg["confidence_temperature"] = 3.0
+        hot = nlp(text)
+        # decoding is unchanged; the confidences are softened towards uncertainty
+        assert ents_of(hot) == ents_of(base)
+        hot_scores = numpy.asarray(hot.spans[pipe.spans_key].attrs["scores"])
+        assert (hot_scores < base_scores).all()
+        # fitting picks a candidate by log loss and stores it in cfg (saved with the pipe)
+        examples = make_examples(nlp)
+        chosen = pipe.fit_confidence_temperature(examples, temperatures=[0.5, 1.0, 4.0])
+        assert chosen in (0.5, 1.0, 4.0)
+        # on the training data every prediction is right: the sharpest temperature wins
+        assert chosen == 0.5
+        assert pipe.cfg["confidence_temperature"] == 0.5
+        with make_tempdir() as tmp:
+            nlp.to_disk(tmp)
+            assert spacy.load(tmp).get_pipe("bilstm_attn_crf").cfg["confidence_temperature"] == 0.5
+        with pytest.raises(ValueError, match="BCE025"):
+            pipe.fit_confidence_temperature(examples, temperatures=[0.0])
+    finally:
+        pipe.cfg["confidence_temperature"] = 1.0
+    with pytest.raises(ValueError, match="BCE025"):
+        English().add_pipe("bilstm_attn_crf", config={"confidence_temperature": 0})

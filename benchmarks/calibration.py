@@ -45,14 +45,36 @@ def main() -> None:
     parser.add_argument("--bins", type=int, default=10)
     parser.add_argument("--output", required=True)
     parser.add_argument("--png", default=None)
+    parser.add_argument("--fit-on", default=None,
+                        help=".spacy file to fit the confidence temperature on first (held out from --data)")
+    parser.add_argument("--fit-first-half", action="store_true",
+                        help="fit the temperature on the first half of --data and report on the second half")
     args = parser.parse_args()
 
     import spacy
     from spacy.tokens import Doc, DocBin
 
+    from spacy.training import Example
+
     nlp = spacy.load(args.model)
-    key = nlp.get_pipe(args.component).spans_key
+    pipe = nlp.get_pipe(args.component)
+    key = pipe.spans_key
     gold_docs = list(DocBin().from_disk(args.data).get_docs(nlp.vocab))
+
+    def as_examples(docs):  # type: ignore[no-untyped-def]
+        return [Example(Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]), d)
+                for d in docs]
+
+    fitted = None
+    if args.fit_first_half:
+        half = len(gold_docs) // 2
+        fitted = pipe.fit_confidence_temperature(as_examples(gold_docs[:half]))
+        gold_docs = gold_docs[half:]
+    elif args.fit_on:
+        fitted = pipe.fit_confidence_temperature(
+            as_examples(list(DocBin().from_disk(args.fit_on).get_docs(nlp.vocab))))
+    if fitted is not None:
+        print(f"fitted confidence_temperature = {fitted}")
     inputs = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in gold_docs]
     conf: List[float] = []
     correct: List[bool] = []
@@ -79,6 +101,8 @@ def main() -> None:
         "precision": precision,
         "mean_confidence": sum(conf) / len(conf),
         "ece": ece,
+        "confidence_temperature": pipe.cfg.get("confidence_temperature", 1.0),
+        "fitted_on": "first half of --data (reported on the second half)" if args.fit_first_half else args.fit_on,
         "bins": bins,
         "command": " ".join(sys.argv),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

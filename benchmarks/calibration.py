@@ -53,7 +53,6 @@ def main() -> None:
 
     import spacy
     from spacy.tokens import Doc, DocBin
-
     from spacy.training import Example
 
     nlp = spacy.load(args.model)

@@ -147,6 +147,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     nlp.vocab.vectors = vectors
     n_keys = len(vectors.key2row)
     found = sum(1 for f in forms if nlp.vocab.has_vector(f))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     nlp.to_disk(args.output)
     print(
         f"Saved {vectors.shape[0]} x {vectors.shape[1]} vectors with {n_keys} keys "

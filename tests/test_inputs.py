@@ -2,10 +2,13 @@
 
 import numpy
 import pytest
+import torch
 from spacy.lang.en import English
 from spacy.tokens import Span
 from spacy.training import Example
 from thinc.api import Config
+
+from spacy_bilstm_crf.architectures import get_crf, pad_to_torch
 
 TRAIN_DATA = [
     ("Who is Shaka Khan?", {"entities": [(7, 17, "PERSON")]}),
@@ -20,6 +23,14 @@ SMALL_HEAD = {
     "dropout": 0.0,
     "input_dropout": 0.0,
     "attention_dropout": 0.0,
+    # pinned, so that these tests do not depend on the default tok2vec
+    "tok2vec": {
+        "@architectures": "spacy.MultiHashEmbed.v2",
+        "width": 32,
+        "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
+        "rows": [500, 100, 250, 250],
+        "include_static_vectors": False,
+    },
 }
 
 LISTENER_CONFIG = """
@@ -192,34 +203,46 @@ def test_transformer_listener(tiny_bert_dir):
         assert 0 <= ent.start < ent.end <= len(doc)
 
 
+def _loc_probability(nlp, text, i):
+    """The CRF marginal probability that token i is (part of) a LOC entity."""
+    pipe = nlp.get_pipe("bilstm_attn_crf")
+    doc = nlp.make_doc(text)
+    E, _ = pad_to_torch(pipe.model.ops, pipe.model.predict([doc]), torch.device("cpu"))
+    marginals = get_crf(pipe.model).marginals(E)[0, i]
+    loc = [t for t, tag in enumerate(pipe.tag_scheme.tags) if tag.endswith("-LOC")]
+    return float(marginals[loc].sum())
+
+
 def test_partial_annotation_is_not_learned_as_O():
-    """Entities of a type are annotated in some sentences and missing (not "O") in
-    others; the model must still predict them where the annotation was missing."""
-    nlp = English()
-    nlp.add_pipe("bilstm_attn_crf", config={"model": SMALL_HEAD})
-    full = [("Paris is nice.", ["U-LOC", "O", "O", "O"]), ("Berlin is nice.", ["U-LOC", "O", "O", "O"])]
-    # "Paris"/"Berlin" are unannotated ("-") here; everything else is O.
-    partial = [
+    """The same sentences with the city unannotated ("-") or annotated as "O": missing
+    annotation must leave the model free to predict the entity that the fully annotated
+    sentences teach, while "O" teaches it that there is none."""
+    full = [
+        ("We saw Rome today.", ["O", "O", "U-LOC", "O", "O"]),
+        ("They left Madrid today.", ["O", "O", "U-LOC", "O", "O"]),
+        ("Paris is nice.", ["U-LOC", "O", "O", "O"]),
+        ("Berlin is nice.", ["U-LOC", "O", "O", "O"]),
+    ]
+    unannotated = [
         ("We saw Paris today.", ["O", "O", "-", "O", "O"]),
         ("They left Berlin today.", ["O", "O", "-", "O", "O"]),
     ] * 3
-    examples = [Example.from_dict(nlp.make_doc(t), {"entities": tags}) for t, tags in full + partial]
-    optimizer = nlp.initialize(lambda: examples)
-    for _ in range(60):
-        nlp.update(examples, sgd=optimizer)
-    for text, _ in partial[:2]:
-        doc = nlp(text)
-        assert [e.label_ for e in doc.ents] == ["LOC"], (text, ents_of(doc))
-
-    # the same data with "O" instead of "-" teaches the model that they are not entities
-    nlp_o = English()
-    nlp_o.add_pipe("bilstm_attn_crf", config={"model": SMALL_HEAD})
-    as_o = [(t, [("O" if tag == "-" else tag) for tag in tags]) for t, tags in partial]
-    examples_o = [Example.from_dict(nlp_o.make_doc(t), {"entities": tags}) for t, tags in full + as_o]
-    optimizer = nlp_o.initialize(lambda: examples_o)
-    for _ in range(60):
-        nlp_o.update(examples_o, sgd=optimizer)
-    assert nlp_o("We saw Paris today.").ents == ()
+    as_o = [(t, [("O" if tag == "-" else tag) for tag in tags]) for t, tags in unannotated]
+    trained = {}
+    for name, data in (("partial", full + unannotated), ("as_O", full + as_o)):
+        nlp = English()
+        nlp.add_pipe("bilstm_attn_crf", config={"model": SMALL_HEAD})
+        examples = [Example.from_dict(nlp.make_doc(t), {"entities": tags}) for t, tags in data]
+        optimizer = nlp.initialize(lambda examples=examples: examples)
+        for _ in range(60):
+            nlp.update(examples, sgd=optimizer)
+        trained[name] = nlp
+    for text, _ in unannotated[:2]:
+        p_partial = _loc_probability(trained["partial"], text, 2)
+        p_o = _loc_probability(trained["as_O"], text, 2)
+        assert [e.label_ for e in trained["partial"](text).ents] == ["LOC"], (text, p_partial)
+        assert trained["as_O"](text).ents == (), (text, p_o)
+        assert p_partial > 0.5 > p_o
 
 
 def test_preset_entities_are_kept_and_decoding_fits_around_them():

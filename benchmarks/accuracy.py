@@ -62,6 +62,9 @@ SYSTEMS: Dict[str, Dict[str, Any]] = {
     },
     "ours_chars": {"config": BENCH_CONFIGS / "ours_chars.cfg", "overrides": {}, "vectors": False},
     "ours_vectors_chars": {"config": BENCH_CONFIGS / "ours_vectors_chars.cfg", "overrides": {}, "vectors": True},
+    "ours_vectors_chars_sched": {
+        "config": BENCH_CONFIGS / "ours_vectors_chars_sched.cfg", "overrides": {}, "vectors": True,
+    },
     "spacy_ner": {"config": BENCH_CONFIGS / "spacy_ner.cfg", "overrides": {}, "vectors": False},
     "spacy_ner_vectors": {
         "config": BENCH_CONFIGS / "spacy_ner_vectors.cfg",

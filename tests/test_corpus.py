@@ -67,19 +67,19 @@ CONLL_TOTALS = {"eng.train": 23499, "eng.testa": 5942, "eng.testb": 5648}
 CONLL_SAMPLE = """\
 -DOCSTART- -X- -X- O
 
-EU NNP I-NP I-ORG
-rejects VBZ I-VP O
-German JJ I-NP I-MISC
-call NN I-NP O
+UN NNP I-NP I-ORG
+accepts VBZ I-VP O
+Dutch JJ I-NP I-MISC
+plan NN I-NP O
 . . O O
 
-Peter NNP I-NP I-PER
-Blackburn NNP I-NP I-PER
+Anna NNP I-NP I-PER
+Smith NNP I-NP I-PER
 
 -DOCSTART- -X- O O
 
-BRUSSELS NNP I-NP I-LOC
-1996-08-22 CD I-NP O
+GENEVA NNP I-NP I-LOC
+2001-05-17 CD I-NP O
 """
 
 WNUT_SAMPLE = (
@@ -255,8 +255,8 @@ def test_whitespace_only_lines_separate_sentences(tmp_path, separator):
 def test_bom_at_file_start_is_dropped(tmp_path):
     path = write(tmp_path, "\ufeffAmsterdam\tB-location\nrocks\tO\n")
     assert parse_conll_sentences(path) == [[("Amsterdam", "B-location"), ("rocks", "O")]]
-    path = write(tmp_path, "\ufeff-DOCSTART- -X- -X- O\n\nEU NNP I-NP I-ORG\n", name="b.conll")
-    assert parse_conll_sentences(path) == [[("EU", "I-ORG")]]
+    path = write(tmp_path, "\ufeff-DOCSTART- -X- -X- O\n\nUN NNP I-NP I-ORG\n", name="b.conll")
+    assert parse_conll_sentences(path) == [[("UN", "I-ORG")]]
     assert len(parse_conll(path).documents) == 1
 
 
@@ -415,8 +415,8 @@ def test_n_sents_groups_within_documents(tmp_path):
     docs = read_conll(path, n_sents=10)
     assert [len(doc) for doc in docs] == [7, 2]  # never across -DOCSTART-
     assert [[s.text for s in doc.sents] for doc in docs] == [
-        ["EU rejects German call .", "Peter Blackburn"],
-        ["BRUSSELS 1996-08-22"],
+        ["UN accepts Dutch plan .", "Anna Smith"],
+        ["GENEVA 2001-05-17"],
     ]
     assert ents(docs[0]) == [(0, 1, "ORG"), (2, 3, "MISC"), (5, 7, "PER")]
     assert [t.is_sent_start for t in docs[0]] == [True] + [False] * 4 + [True, False]
@@ -447,7 +447,7 @@ def test_single_sentence_docs_have_sentence_starts(tmp_path):
     assert doc.has_annotation("SENT_START")
     assert len(list(doc.sents)) == 1
     assert doc.has_unknown_spaces
-    assert doc.text == "EU rejects German call ."
+    assert doc.text == "UN accepts Dutch plan ."
 
 
 def test_vocab_is_used(tmp_path):
@@ -478,7 +478,7 @@ def test_docbin_round_trip(tmp_path):
             assert ents(a) == ents(b)
             assert b.has_unknown_spaces
         # spaCy's own Corpus keeps the gold tokens (has_unknown_spaces), even without
-        # gold_preproc, so "@paulwalk" or "1996-08-22" are not re-tokenized
+        # gold_preproc, so "@paulwalk" or "2001-05-17" are not re-tokenized
         for eg, doc in zip(Corpus(str(out))(nlp), docs):
             assert [t.text for t in eg.predicted] == [t.text for t in doc]
             assert ents(eg.reference) == ents(doc)

@@ -103,7 +103,7 @@ def test_config_debug(cfg_name):
         path = tmp / "x.spacy"
         if cfg_name == "conll03.cfg":
             path = tmp / "x.conll"
-            path.write_text("EU B-ORG\nrejects O\n\nPeter B-PER\n", encoding="utf8")
+            path.write_text("UN B-ORG\naccepts O\n\nAnna B-PER\n", encoding="utf8")
         debug_config(
             REPO_ROOT / "configs" / cfg_name,
             overrides={"paths.train": str(path), "paths.dev": str(path)},
@@ -301,12 +301,12 @@ def test_evaluate_reads_conll_on_gold_tokens():
     with make_tempdir() as tmp:
         path = tmp / "x.conll"
         path.write_text(
-            "-DOCSTART- -X- -X- O\n\nEU NNP B-NP I-ORG\nrejects VBZ B-VP O\n"
-            "German JJ B-NP I-MISC\n\nPeter NNP B-NP I-PER\n", encoding="utf8")
+            "-DOCSTART- -X- -X- O\n\nUN NNP B-NP I-ORG\naccepts VBZ B-VP O\n"
+            "Dutch JJ B-NP I-MISC\n\nAnna NNP B-NP I-PER\n", encoding="utf8")
         docs = evaluate.load_gold_docs(nlp, path)
     assert len(docs) == 2
-    assert [t.text for t in docs[0]] == ["EU", "rejects", "German"]
-    assert [(e.text, e.label_) for e in docs[0].ents] == [("EU", "ORG"), ("German", "MISC")]
+    assert [t.text for t in docs[0]] == ["UN", "accepts", "Dutch"]
+    assert [(e.text, e.label_) for e in docs[0].ents] == [("UN", "ORG"), ("Dutch", "MISC")]
     egs = evaluate.gold_token_examples(nlp, docs)
     assert isinstance(egs[0], Example)
     assert [t.text for t in egs[0].predicted] == [t.text for t in docs[0]]

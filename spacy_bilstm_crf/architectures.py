@@ -14,6 +14,7 @@ from thinc.api import ArgsKwargs, Model, PyTorchShim, PyTorchWrapper_v2, chain, 
 from thinc.types import Floats2d, Floats3d
 
 from .crf import CRF
+from .errors import Errors
 from .pytorch_model import BiLSTMAttnCRFModel
 from .tag_scheme import TagScheme
 
@@ -77,9 +78,8 @@ def build_bilstm_attn_crf_v1(
 def set_tag_scheme(model: Model, scheme: TagScheme) -> None:
     """Give the model its tag set (labels and constraints), before initialize/load."""
     head = model.get_ref("head")
-    if head.has_dim("nO") and head.get_dim("nO") is not None and head.get_dim("nO") != scheme.num_tags:
-        if head.layers:  # already built for another tag set
-            raise ValueError(f"nO mismatch: {head.get_dim('nO')} != {scheme.num_tags}")
+    if head.layers and head.get_dim("nO") != scheme.num_tags:  # built for another tag set
+        raise ValueError(Errors.BCE061.format(built=head.get_dim("nO"), num_tags=scheme.num_tags))
     head.attrs["tag_scheme"] = scheme
     head.set_dim("nO", scheme.num_tags, force=True)
 
@@ -90,7 +90,7 @@ def build_head(head: Model, nI: int) -> None:
         return
     scheme: Optional[TagScheme] = head.attrs.get("tag_scheme")
     if scheme is None:
-        raise ValueError("The tag scheme must be set with set_tag_scheme before building.")
+        raise ValueError(Errors.BCE060.format(what="no tag scheme: call set_tag_scheme first"))
     head.set_dim("nI", nI, force=True)
     attrs = head.attrs
     torch_model = BiLSTMAttnCRFModel(
@@ -120,7 +120,7 @@ def get_torch_model(model: Model) -> BiLSTMAttnCRFModel:
     """RETURNS (BiLSTMAttnCRFModel): the wrapped torch module of a built model."""
     head = model.get_ref("head") if model.has_ref("head") else model
     if not head.layers:
-        raise ValueError("The model has not been initialized.")
+        raise ValueError(Errors.BCE060.format(what="no torch module yet"))
     return cast(BiLSTMAttnCRFModel, head.layers[0].shims[0]._model)
 
 
@@ -143,9 +143,7 @@ def head_init(
     elif model.has_dim("nI") and model.get_dim("nI") is not None:
         nI = model.get_dim("nI")
     if nI is None:
-        raise ValueError(
-            "Cannot infer the input width of the BiLSTM: initialize with sample docs."
-        )
+        raise ValueError(Errors.BCE060.format(what="no sample docs to infer the input width from"))
     build_head(model, nI)
 
 
@@ -153,7 +151,7 @@ def head_forward(
     model: Model, X: List[Floats2d], is_train: bool
 ) -> Tuple[List[Floats2d], Callable]:
     if not model.layers:
-        raise ValueError("The BiLSTM-CRF model has not been initialized.")
+        raise ValueError(Errors.BCE060.format(what="no torch module yet"))
     if not X:
         return [], lambda dY: []
     return model.layers[0](X, is_train)
@@ -191,9 +189,7 @@ def convert_inputs(
     nI = model.get_dim("nI")
     for x in X:
         if x.ndim != 2 or x.shape[1] != nI:
-            raise ValueError(
-                f"The BiLSTM-CRF expected token vectors of width {nI}, got shape {x.shape}."
-            )
+            raise ValueError(Errors.BCE062.format(nI=nI, shape=tuple(x.shape)))
     lengths = [int(x.shape[0]) for x in X]
     Xt, lengths_t = pad_to_torch(model.ops, X, shim.device, requires_grad=is_train)
 

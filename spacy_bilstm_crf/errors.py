@@ -155,3 +155,18 @@ class Errors(metaclass=ErrorsWithCodes):
         "(see E910 / BCE027) or the weights file is damaged. Re-train the component, or "
         "reload it from a good copy."
     )
+    # thinc architecture
+    BCE060 = (
+        "The BiLSTM-CRF model has not been initialized ({what}). Call `nlp.initialize()` "
+        "(or the component's `initialize`) with sample docs, or load a trained pipeline."
+    )
+    BCE061 = (
+        "The BiLSTM-CRF model is already built for {built} tags and cannot take a tag "
+        "scheme with {num_tags}. Build a new model (e.g. re-create the component) to "
+        "change the labels or the tag scheme."
+    )
+    BCE062 = (
+        "The BiLSTM-CRF model expected token vectors of width {nI} from its tok2vec, got an "
+        "array of shape {shape}. Check that the tok2vec (or listener) width matches the one "
+        "the model was initialized with."
+    )

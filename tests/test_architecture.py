@@ -108,3 +108,15 @@ def test_model_to_bytes_needs_a_built_head(docs):
     model2.from_bytes(data)
     for a, b in zip(model.predict(docs), model2.predict(docs)):
         numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_architecture_errors_are_coded(docs):
+    model = build()
+    with pytest.raises(ValueError, match="BCE060"):
+        get_crf(model)  # not built yet
+    model.initialize(X=docs)
+    with pytest.raises(ValueError, match="BCE061"):
+        set_tag_scheme(model, TagScheme("BIO", ["LOC"]))  # built for 9 tags, not 3
+    with pytest.raises(ValueError, match="BCE062"):
+        model.get_ref("head").predict([numpy.zeros((2, WIDTH + 1), dtype="f")])
+

@@ -176,6 +176,11 @@ def pad_to_torch(
     return tensor, torch.tensor(lengths, dtype=torch.long)
 
 
+def length_mask(lengths: torch.Tensor, max_len: int, device: torch.device) -> torch.Tensor:
+    """RETURNS (torch.Tensor): bool (batch, max_len), True at the first `lengths[i]` steps."""
+    return (torch.arange(max_len).unsqueeze(0) < lengths.unsqueeze(1)).to(device)
+
+
 def unpad_from_torch(ops: Any, tensor: torch.Tensor, lengths: List[int]) -> List[Floats2d]:
     # shape: (batch_size, max_len, width)
     arr = cast(Floats3d, torch2xp(tensor))

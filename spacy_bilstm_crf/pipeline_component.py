@@ -36,6 +36,7 @@ from .architectures import (
     build_head,
     get_crf,
     get_torch_device,
+    length_mask,
     pad_to_torch,
     set_tag_scheme,
     unpad_from_torch,
@@ -363,8 +364,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             E, lengths = pad_to_torch(self.model.ops, emissions, device)
             self._check_finite(docs, E)
             # shape: (batch_size, max_len)
-            mask = torch.arange(E.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
-            mask = mask.to(device)
+            mask = length_mask(lengths, E.shape[1], device)
             presets = [_preset_spans(doc) for doc in docs]
             tag_mask = self._preset_tag_mask(docs, presets, E.shape[1])
             if tag_mask is not None:
@@ -570,7 +570,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         device = get_torch_device(self.model)
         E, lengths = pad_to_torch(self.model.ops, emissions, device, requires_grad=True)
         # shape: (batch_size, max_len)
-        mask = (torch.arange(E.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)).to(device)
+        mask = length_mask(lengths, E.shape[1], device)
         try:
             llh = crf(E, mask=mask, tag_mask=gold.to(device), reduction="none")
         except ValueError as err:

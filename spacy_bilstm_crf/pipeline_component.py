@@ -25,7 +25,7 @@ from spacy import util
 from spacy.errors import Errors as SpacyErrors
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
-from spacy.scorer import get_ner_prf
+from spacy.pipeline.ner import ner_score
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
@@ -153,10 +153,6 @@ def make_bilstm_attn_crf(
         max_batch_tokens=max_batch_tokens,
         scorer=scorer,
     )
-
-
-def ner_score(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
-    return get_ner_prf(examples, **kwargs)
 
 
 class BiLSTMAttnCRFRecognizer(TrainablePipe):

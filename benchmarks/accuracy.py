@@ -65,6 +65,15 @@ SYSTEMS: Dict[str, Dict[str, Any]] = {
     "ours_vectors_chars_sched": {
         "config": BENCH_CONFIGS / "ours_vectors_chars_sched.cfg", "overrides": {}, "vectors": True,
     },
+    # MiniLM transformer (fine-tuned) + GloVe + characters; spaCy ner gets the same tok2vec
+    "ours_trf_vectors_chars": {
+        "config": BENCH_CONFIGS / "ours_trf_vectors_chars.cfg", "overrides": {}, "vectors": True,
+        "transformer": True,
+    },
+    "spacy_ner_trf_vectors_chars": {
+        "config": BENCH_CONFIGS / "spacy_ner_trf_vectors_chars.cfg", "overrides": {}, "vectors": True,
+        "transformer": True,
+    },
     "spacy_ner": {"config": BENCH_CONFIGS / "spacy_ner.cfg", "overrides": {}, "vectors": False},
     "spacy_ner_vectors": {
         "config": BENCH_CONFIGS / "spacy_ner_vectors.cfg",
@@ -120,6 +129,13 @@ def prepare_vectors(train: Path) -> Path:
     return out
 
 
+def prepare_transformer() -> Path:
+    out = WORK / "vectors" / "all-minilm-l6-v2"
+    if not (out / "config.json").exists():
+        run([sys.executable, str(ROOT / "scripts" / "copy_transformer.py"), str(out)])
+    return out
+
+
 def run(cmd: List[str], log: Optional[Path] = None, env: Optional[Dict[str, str]] = None) -> None:
     print("$", " ".join(cmd), flush=True)
     if log is None:
@@ -160,6 +176,8 @@ def train_one(args: argparse.Namespace, dataset: str, system: str) -> Dict[str, 
     }
     if spec["vectors"]:
         overrides["paths.vectors"] = str(prepare_vectors(corpus["train"]))
+    if spec.get("transformer"):
+        overrides["paths.transformer"] = str(prepare_transformer())
     for extra in args.override or []:
         key, _, value = extra.partition("=")
         overrides[key] = value

@@ -16,6 +16,7 @@ from typing import (
     Sequence,
     Tuple,
     Union,
+    cast,
 )
 
 import numpy
@@ -94,6 +95,21 @@ DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
 
 DEFAULT_SPANS_KEY = "crf_ents"
 
+
+class _ScaledOptimizer:
+    """Calls a thinc optimizer with its learning rate multiplied by `scale` (thinc's
+    `lr_scale`); everything else (moments, schedules, averages) is the wrapped one's."""
+
+    def __init__(self, optimizer: Optimizer, scale: float) -> None:
+        self._optimizer = optimizer
+        self._scale = scale
+
+    def __call__(self, key: Any, weights: Any, gradient: Any, *, lr_scale: float = 1.0) -> Any:
+        return self._optimizer(key, weights, gradient, lr_scale=lr_scale * self._scale)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._optimizer, name)
+
 # Entity predictions of one doc: (start, end, label) and the confidence of each
 Prediction = Tuple[List[Tuple[int, int, str]], List[float]]
 
@@ -108,6 +124,7 @@ Prediction = Tuple[List[Tuple[int, int, str]], List[float]]
         "threshold": 0.0,
         "confidence_temperature": 1.0,
         "max_batch_tokens": 8192,
+        "learn_rate_scale": 1.0,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={
@@ -126,6 +143,7 @@ def make_bilstm_attn_crf(
     threshold: float,
     confidence_temperature: float,
     max_batch_tokens: int,
+    learn_rate_scale: float,
     scorer: Optional[Callable],
 ) -> "BiLSTMAttnCRFRecognizer":
     """Create a BiLSTM + self-attention + CRF entity recognizer.
@@ -140,6 +158,11 @@ def make_bilstm_attn_crf(
         confidences are computed (temperature scaling; decoding is unaffected). Fit it on
         held-out data with `fit_confidence_temperature`.
     max_batch_tokens (int): Padded tokens per length-sorted sub-batch at prediction.
+    learn_rate_scale (float): Multiplies the optimizer's learning rate for this
+        component's own weights (BiLSTM, attention, CRF and an embedded tok2vec), not for
+        an upstream tok2vec or transformer that it listens to. With a fine-tuned
+        transformer, whose rate must be small (e.g. 5e-5), a scale of ~20 lets the
+        randomly initialized layers learn at the usual ~1e-3.
     scorer (Optional[Callable]): The scoring method.
     """
     return BiLSTMAttnCRFRecognizer(
@@ -151,6 +174,7 @@ def make_bilstm_attn_crf(
         threshold=threshold,
         confidence_temperature=confidence_temperature,
         max_batch_tokens=max_batch_tokens,
+        learn_rate_scale=learn_rate_scale,
         scorer=scorer,
     )
 
@@ -174,6 +198,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         threshold: float = 0.0,
         confidence_temperature: float = 1.0,
         max_batch_tokens: int = 8192,
+        learn_rate_scale: float = 1.0,
         scorer: Optional[Callable] = ner_score,
     ) -> None:
         if not isinstance(tag_scheme, str) or tag_scheme.upper() not in SCHEMES:
@@ -189,6 +214,14 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             raise ValueError(Errors.BCE025.format(
                 value=confidence_temperature, name="confidence_temperature",
                 detail="expected a positive number (1.0: no scaling)"))
+        if (
+            isinstance(learn_rate_scale, bool)
+            or not isinstance(learn_rate_scale, (int, float))
+            or not 0.0 < learn_rate_scale < float("inf")
+        ):
+            raise ValueError(Errors.BCE025.format(
+                value=learn_rate_scale, name="learn_rate_scale",
+                detail="expected a positive number (1.0: the optimizer's own rate)"))
         if not isinstance(max_batch_tokens, int) or max_batch_tokens < 1:
             raise ValueError(Errors.BCE025.format(
                 value=max_batch_tokens, name="max_batch_tokens", detail="expected an int >= 1"))
@@ -206,6 +239,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             "threshold": float(threshold),
             "confidence_temperature": float(confidence_temperature),
             "max_batch_tokens": max_batch_tokens,
+            "learn_rate_scale": float(learn_rate_scale),
             "nI": None,
         }
         self._scheme: Optional[TagScheme] = None
@@ -603,7 +637,13 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         return torch.from_numpy(out)
 
     def finish_update(self, sgd: Optimizer) -> None:
-        self.model.finish_update(sgd)
+        """Update this component's weights with the optimizer, its learning rate scaled
+        by `learn_rate_scale`. An upstream component (a shared tok2vec or transformer
+        the model listens to) is updated by its own `finish_update`, at the optimizer's
+        rate.
+        """
+        scale = float(self.cfg.get("learn_rate_scale", 1.0))
+        self.model.finish_update(sgd if scale == 1.0 else cast(Optimizer, _ScaledOptimizer(sgd, scale)))
 
     # ------------------------------------------------------------------ serialization
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:

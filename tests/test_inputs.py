@@ -283,3 +283,61 @@ def test_preset_entity_clamp_from_user_doc():
     doc.ents = [Span(doc, 2, 5, label="EVENT")]  # "London and Berlin"
     doc = nlp.get_pipe("bilstm_attn_crf")(doc)
     assert ents_of(doc) == [(7, 24, "EVENT")]
+
+
+def _one_sgd_step(scale):
+    from spacy import util
+    from thinc.api import SGD, fix_random_seed
+
+    fix_random_seed(0)
+    config = Config().from_str(LISTENER_CONFIG)
+    config["components"]["bilstm_attn_crf"]["learn_rate_scale"] = scale
+    nlp = util.load_model_from_config(config, auto_fill=True, validate=True)
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    own, upstream = nlp.get_pipe("bilstm_attn_crf").model, nlp.get_pipe("tok2vec").model
+    before = (upstream_params(own), upstream_params(upstream))
+    sgd = SGD(0.01, L2=0.0, grad_clip=0.0)
+    nlp.update(examples, sgd=sgd)
+    own_after = upstream_params(own)
+    # spaCy's Language.update applies a shared tok2vec's gradient one update late (its
+    # finish_update runs before its listeners backpropagate): the second update applies
+    # the first one's gradient, which is the same in both pipelines
+    nlp.update(examples, sgd=sgd)
+    after = (own_after, upstream_params(upstream))
+    # float weights only (the CRF's constraint masks are boolean buffers)
+    own_delta = {k: after[0][k] - before[0][k] for k in before[0] if before[0][k].dtype.kind == "f"}
+    upstream_delta = {k: after[1][k] - before[1][k] for k in before[1] if before[1][k].dtype.kind == "f"}
+    return own_delta, upstream_delta
+
+
+def test_learn_rate_scale_scales_only_the_components_own_weights():
+    own_1, up_1 = _one_sgd_step(1.0)
+    own_10, up_10 = _one_sgd_step(10.0)
+    # node ids differ between the two pipelines: compare by position
+    own_1_values, own_10_values = list(own_1.values()), list(own_10.values())
+    assert len(own_1_values) == len(own_10_values) and own_1_values
+    moved = [i for i, d in enumerate(own_1_values) if numpy.abs(d).max() > 1e-7]
+    assert moved  # the BiLSTM/attention/CRF weights moved
+    for i in moved:
+        numpy.testing.assert_allclose(own_10_values[i], 10.0 * own_1_values[i], rtol=1e-3, atol=1e-6)
+    # the shared tok2vec is updated by its own component, at the optimizer's rate
+    up_1_values, up_10_values = list(up_1.values()), list(up_10.values())
+    assert any(numpy.abs(d).max() > 1e-7 for d in up_1_values)
+    for a, b in zip(up_1_values, up_10_values):
+        numpy.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), float("nan"), "10", True])
+def test_learn_rate_scale_rejects_bad_values(bad):
+    from spacy.lang.en import English
+
+    from spacy_bilstm_crf.pipeline_component import BiLSTMAttnCRFRecognizer
+
+    nlp = English()
+    if bad in (0, -1.0):  # through the config too
+        with pytest.raises(ValueError, match="BCE025.*learn_rate_scale"):
+            nlp.add_pipe("bilstm_attn_crf", config={"learn_rate_scale": bad})
+    model = nlp.add_pipe("bilstm_attn_crf").model
+    with pytest.raises(ValueError, match="BCE025.*learn_rate_scale"):
+        BiLSTMAttnCRFRecognizer(nlp.vocab, model, learn_rate_scale=bad)

@@ -16,25 +16,8 @@ import datetime
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
 
-
-def expected_calibration_error(conf: List[float], correct: List[bool], n_bins: int = 10) -> Tuple[float, List[Dict[str, Any]]]:
-    """RETURNS (Tuple[float, List[dict]]): the ECE and the per-bin statistics."""
-    bins: List[Dict[str, Any]] = []
-    n = len(conf)
-    ece = 0.0
-    for b in range(n_bins):
-        lo, hi = b / n_bins, (b + 1) / n_bins
-        idx = [i for i, c in enumerate(conf) if (lo <= c < hi) or (b == n_bins - 1 and c == 1.0)]
-        if not idx:
-            bins.append({"lo": lo, "hi": hi, "count": 0})
-            continue
-        acc = sum(correct[i] for i in idx) / len(idx)
-        mean_conf = sum(conf[i] for i in idx) / len(idx)
-        ece += len(idx) / n * abs(acc - mean_conf)
-        bins.append({"lo": lo, "hi": hi, "count": len(idx), "accuracy": acc, "confidence": mean_conf})
-    return ece, bins
+from spacy_bilstm_crf.calibration import entity_confidences, expected_calibration_error
 
 
 def main() -> None:
@@ -57,7 +40,6 @@ def main() -> None:
 
     nlp = spacy.load(args.model)
     pipe = nlp.get_pipe(args.component)
-    key = pipe.spans_key
     gold_docs = list(DocBin().from_disk(args.data).get_docs(nlp.vocab))
 
     def as_examples(docs):  # type: ignore[no-untyped-def]
@@ -74,15 +56,7 @@ def main() -> None:
             as_examples(list(DocBin().from_disk(args.fit_on).get_docs(nlp.vocab))))
     if fitted is not None:
         print(f"fitted confidence_temperature = {fitted}")
-    inputs = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in gold_docs]
-    conf: List[float] = []
-    correct: List[bool] = []
-    for gold, doc in zip(gold_docs, nlp.pipe(inputs)):
-        gold_set = {(e.start, e.end, e.label_) for e in gold.ents}
-        group = doc.spans[key]
-        for span, score in zip(group, group.attrs["scores"]):
-            conf.append(float(score))
-            correct.append((span.start, span.end, span.label_) in gold_set)
+    conf, correct = entity_confidences(nlp, gold_docs, args.component)
     if not conf:
         sys.exit("no entities predicted")
     ece, bins = expected_calibration_error(conf, correct, args.bins)

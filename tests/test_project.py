@@ -158,7 +158,7 @@ def test_project_yml_is_complete():
     project = load_project_config(REPO_ROOT)
     for key in ["title", "description", "vars", "directories", "assets", "commands", "workflows"]:
         assert project.get(key), key
-    assert project["workflows"]["all"] == ["convert", "train", "evaluate", "report", "package"]
+    assert project["workflows"]["all"] == ["convert", "train", "calibrate", "evaluate", "report", "package"]
     assert "conll03" in project["workflows"]
     for var in ["limit", "conll03_dir", "gpu_id", "config"]:
         assert var in project["vars"]
@@ -336,6 +336,11 @@ def test_project_all_workflow_and_wheel():
             assert {"ents_p", "ents_r", "ents_f", "speed"} <= set(metrics), metrics
             assert metrics["n_docs"] == 60
         report_dir = root / "metrics" / "default"
+        calibration = srsly.read_json(report_dir / "calibration.json")
+        assert calibration["temperature"] > 0 and calibration["n_docs"] == 60
+        calibrated = spacy.load(root / "training" / "default" / "model-calibrated")
+        temperature = calibrated.get_pipe("bilstm_attn_crf").cfg["confidence_temperature"]
+        assert temperature == calibration["temperature"]
         md = (report_dir / "report_test.md").read_text(encoding="utf8")
         assert "Per-label precision" in md and "Token-level confusions" in md
         assert (report_dir / "predictions_test.html").stat().st_size > 0
@@ -381,6 +386,7 @@ def test_project_all_workflow_and_wheel():
             "doc = nlp('I love Paris and Taylor Swift'); "
             "assert nlp.pipe_names == ['bilstm_attn_crf'], nlp.pipe_names; "
             "assert 'crf_ents' in doc.spans; "
+            f"assert nlp.get_pipe('bilstm_attn_crf').cfg['confidence_temperature'] == {temperature!r}; "
             "import spacy_bilstm_crf, en_bilstm_crf_wnut17; "
             "assert 'site-packages' in en_bilstm_crf_wnut17.__file__; "
             "print('LOADED', [(e.text, e.label_) for e in doc.ents])"

@@ -1,0 +1,74 @@
+"""Calibration of entity confidences: expected calibration error (ECE) and reliability bins.
+
+Each entity a pipeline predicts has a confidence (`doc.spans[spans_key].attrs["scores"]`,
+the exact posterior that exactly this span has exactly this label). It is correct if the
+same start, end and label is a gold entity. ECE = sum over equal-width confidence bins of
+(bin size / N) * |accuracy(bin) - mean confidence(bin)|.
+"""
+
+from typing import Any, Dict, Iterable, List, Tuple
+
+from spacy.language import Language
+from spacy.tokens import Doc
+
+
+def expected_calibration_error(
+    confidences: List[float], correct: List[bool], n_bins: int = 10
+) -> Tuple[float, List[Dict[str, Any]]]:
+    """The expected calibration error and the per-bin statistics (for a reliability diagram).
+
+    confidences (List[float]): The confidence of each prediction, in [0, 1].
+    correct (List[bool]): Whether each prediction is correct.
+    n_bins (int): The number of equal-width bins; a confidence of 1.0 goes in the last.
+    RETURNS (Tuple[float, List[Dict[str, Any]]]): The ECE (0.0 if there are no
+        predictions) and, per bin, its bounds, count, accuracy and mean confidence.
+    """
+    if len(confidences) != len(correct):
+        raise ValueError(f"expected as many confidences as correctness flags, got "
+                         f"{len(confidences)} and {len(correct)}")
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    members: List[List[int]] = [[] for _ in range(n_bins)]
+    for i, c in enumerate(confidences):
+        if not 0.0 <= c <= 1.0:
+            raise ValueError(f"confidence {c} at position {i} is not in [0, 1]")
+        members[min(int(c * n_bins), n_bins - 1)].append(i)
+    n = len(confidences)
+    ece = 0.0
+    bins: List[Dict[str, Any]] = []
+    for b, idx in enumerate(members):
+        lo, hi = b / n_bins, (b + 1) / n_bins
+        if not idx:
+            bins.append({"lo": lo, "hi": hi, "count": 0})
+            continue
+        acc = sum(correct[i] for i in idx) / len(idx)
+        mean_conf = sum(confidences[i] for i in idx) / len(idx)
+        ece += len(idx) / n * abs(acc - mean_conf)
+        bins.append({"lo": lo, "hi": hi, "count": len(idx), "accuracy": acc, "confidence": mean_conf})
+    return ece, bins
+
+
+def entity_confidences(
+    nlp: Language, gold_docs: Iterable[Doc], component: str = "bilstm_attn_crf", batch_size: int = 256
+) -> Tuple[List[float], List[bool]]:
+    """Run the pipeline on the gold tokens of each doc and pair each predicted entity's
+    confidence with whether it is correct (same tokens and label as a gold entity).
+
+    RETURNS (Tuple[List[float], List[bool]]): Confidences and correctness flags.
+    """
+    key = nlp.get_pipe(component).spans_key
+    if key is None:
+        raise ValueError(f"The '{component}' component stores no confidences (spans_key is null): "
+                         f"set a spans_key to measure calibration.")
+    gold_docs = list(gold_docs)
+    inputs = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d])
+              for d in gold_docs]
+    confidences: List[float] = []
+    correct: List[bool] = []
+    for gold, doc in zip(gold_docs, nlp.pipe(inputs, batch_size=batch_size)):
+        gold_set = {(e.start, e.end, e.label_) for e in gold.ents}
+        group = doc.spans[key]
+        for span, score in zip(group, group.attrs["scores"]):
+            confidences.append(float(score))
+            correct.append((span.start, span.end, span.label_) in gold_set)
+    return confidences, correct

@@ -141,8 +141,13 @@ def test_listener_configs():
     assert listener["@architectures"] == "spacy.Tok2VecListener.v1"
     trf = load_config(REPO_ROOT / "configs" / "transformer.cfg", interpolate=False)
     assert trf["nlp"]["pipeline"] == ["transformer", "bilstm_attn_crf"]
-    listener = trf["components"]["bilstm_attn_crf"]["model"]["tok2vec"]
-    assert listener["@architectures"].startswith("spacy-transformers.TransformerListener")
+    # the best offline config: the fine-tuned transformer concatenated with hash
+    # embeddings over GloVe and characters (casing), the BiLSTM-CRF at a 20x rate
+    t2v = trf["components"]["bilstm_attn_crf"]["model"]["tok2vec"]
+    assert t2v["@layers"] == "concatenate.v1"
+    assert t2v["*"]["trf"]["@architectures"].startswith("spacy-transformers.TransformerListener")
+    assert t2v["*"]["words"]["include_static_vectors"] and trf["paths"]["vectors"]
+    assert trf["components"]["bilstm_attn_crf"]["learn_rate_scale"] > 1
     assert trf["components"]["transformer"]["model"]["name"] == "${paths.transformer}"
     vec = load_config(REPO_ROOT / "configs" / "vectors.cfg", interpolate=False)
     words = vec["components"]["bilstm_attn_crf"]["model"]["tok2vec"]["*"]["words"]

@@ -234,6 +234,9 @@ def summary() -> None:
     print("-" * len(header))
     for r in rows:
         name = r["system"] + r.get("tag", "")
+        if "test" not in r:  # a run stopped by hand: only its curve was kept
+            print(f"{r['dataset']:8} {name:22} (stopped: {r.get('note', 'no test score')[:60]})")
+            continue
         print(f"{r['dataset']:8} {name:22} {100 * r['test']['ents_f']:8.2f} {100 * r['dev']['ents_f']:7.2f} "
               f"{r['train_wall_seconds']:8.0f} {r['steps'] or 0:6d} {r['train_words_per_second'] or 0:8.0f}")
 

@@ -11,6 +11,8 @@ from typing import Any, Dict, Iterable, List, Tuple
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from .errors import Errors
+
 
 def expected_calibration_error(
     confidences: List[float], correct: List[bool], n_bins: int = 10
@@ -24,14 +26,15 @@ def expected_calibration_error(
         predictions) and, per bin, its bounds, count, accuracy and mean confidence.
     """
     if len(confidences) != len(correct):
-        raise ValueError(f"expected as many confidences as correctness flags, got "
-                         f"{len(confidences)} and {len(correct)}")
+        raise ValueError(Errors.BCE071.format(
+            problem=f"expected as many confidences as correctness flags, got {len(confidences)} "
+                    f"and {len(correct)}"))
     if n_bins < 1:
-        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+        raise ValueError(Errors.BCE071.format(problem=f"n_bins must be >= 1, got {n_bins}"))
     members: List[List[int]] = [[] for _ in range(n_bins)]
     for i, c in enumerate(confidences):
         if not 0.0 <= c <= 1.0:
-            raise ValueError(f"confidence {c} at position {i} is not in [0, 1]")
+            raise ValueError(Errors.BCE071.format(problem=f"confidence {c} at position {i} is not in [0, 1]"))
         members[min(int(c * n_bins), n_bins - 1)].append(i)
     n = len(confidences)
     ece = 0.0
@@ -56,10 +59,9 @@ def entity_confidences(
 
     RETURNS (Tuple[List[float], List[bool]]): Confidences and correctness flags.
     """
-    key = nlp.get_pipe(component).spans_key
+    key = getattr(nlp.get_pipe(component), "spans_key", None)
     if key is None:
-        raise ValueError(f"The '{component}' component stores no confidences (spans_key is null): "
-                         f"set a spans_key to measure calibration.")
+        raise ValueError(Errors.BCE070.format(name=component))
     gold_docs = list(gold_docs)
     inputs = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d])
               for d in gold_docs]

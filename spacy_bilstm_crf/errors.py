@@ -170,3 +170,10 @@ class Errors(metaclass=ErrorsWithCodes):
         "array of shape {shape}. Check that the tok2vec (or listener) width matches the one "
         "the model was initialized with."
     )
+    # calibration
+    BCE070 = (
+        "The component {name!r} stores no entity confidences (it has no `spans_key`, or is "
+        "not a `bilstm_attn_crf` component), so their calibration cannot be measured. Set "
+        "`spans_key` (default \"crf_ents\") in its config, or name the right component."
+    )
+    BCE071 = "Calibration: {problem}."

@@ -61,7 +61,7 @@ def test_ece_of_calibrated_and_overconfident_predictions():
 
 @pytest.mark.parametrize("conf,correct,bins", [([0.5], [], 10), ([1.5], [True], 10), ([0.5], [True], 0)])
 def test_ece_rejects_bad_input(conf, correct, bins):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="BCE071"):
         expected_calibration_error(conf, correct, n_bins=bins)
 
 
@@ -93,7 +93,7 @@ def test_entity_confidences_pair_scores_with_correctness(trained_dir):
     conf2, correct2 = entity_confidences(nlp, gold)
     assert conf2 == pytest.approx(conf) and not any(correct2)
     nlp.get_pipe("bilstm_attn_crf").cfg["spans_key"] = None
-    with pytest.raises(ValueError, match="spans_key"):
+    with pytest.raises(ValueError, match="BCE070.*spans_key"):
         entity_confidences(nlp, gold)
 
 

@@ -96,6 +96,15 @@ DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
 DEFAULT_SPANS_KEY = "crf_ents"
 
 
+def _is_positive_number(value: Any) -> bool:
+    """A finite number > 0 (not a bool, not NaN)."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and 0.0 < value < float("inf")
+    )
+
+
 class _ScaledOptimizer:
     """Calls a thinc optimizer with its learning rate multiplied by `scale` (thinc's
     `lr_scale`); everything else (moments, schedules, averages) is the wrapped one's."""
@@ -206,19 +215,11 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
             raise ValueError(Errors.BCE025.format(
                 value=threshold, name="threshold", detail="expected a number in [0, 1]"))
-        if (
-            isinstance(confidence_temperature, bool)
-            or not isinstance(confidence_temperature, (int, float))
-            or not 0.0 < confidence_temperature < float("inf")
-        ):
+        if not _is_positive_number(confidence_temperature):
             raise ValueError(Errors.BCE025.format(
                 value=confidence_temperature, name="confidence_temperature",
                 detail="expected a positive number (1.0: no scaling)"))
-        if (
-            isinstance(learn_rate_scale, bool)
-            or not isinstance(learn_rate_scale, (int, float))
-            or not 0.0 < learn_rate_scale < float("inf")
-        ):
+        if not _is_positive_number(learn_rate_scale):
             raise ValueError(Errors.BCE025.format(
                 value=learn_rate_scale, name="learn_rate_scale",
                 detail="expected a positive number (1.0: the optimizer's own rate)"))

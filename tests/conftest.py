@@ -1,4 +1,6 @@
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,22 @@ def _seed():
     random.seed(0)
     numpy.random.seed(0)
     fix_random_seed(0)
+
+
+@pytest.fixture
+def load_script():
+    """Import a module from scripts/ by name (scripts import their siblings, e.g. evaluate)."""
+    scripts = REPO_ROOT / "scripts"
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, scripts / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, str(scripts))
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(scripts))
+        return module
+
+    return load

@@ -1,9 +1,6 @@
 """Expected calibration error, entity confidences, and scripts/calibrate.py."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import spacy
@@ -14,8 +11,6 @@ from spacy.util import make_tempdir
 from thinc.api import fix_random_seed
 
 from spacy_bilstm_crf.calibration import entity_confidences, expected_calibration_error
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 TRAIN_DATA = [
     ("Who is Shaka Khan?", {"entities": [(7, 17, "PERSON")]}),
@@ -97,15 +92,8 @@ def test_entity_confidences_pair_scores_with_correctness(trained_dir):
         entity_confidences(nlp, gold)
 
 
-def test_calibrate_script_fits_saves_and_keeps_entities(trained_dir):
-    spec = importlib.util.spec_from_file_location("calibrate", SCRIPTS / "calibrate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPTS))
+def test_calibrate_script_fits_saves_and_keeps_entities(trained_dir, load_script):
+    module = load_script("calibrate")
     with make_tempdir() as tmp:
         # a held-out set on which two of the five confident predictions are wrong:
         # the fitted temperature must soften the confidences (T > 1)

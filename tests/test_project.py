@@ -9,7 +9,6 @@ fresh venv and loaded with `spacy.load`.
 """
 
 import hashlib
-import importlib.util
 import shlex
 import shutil
 import subprocess
@@ -39,18 +38,6 @@ TRAIN_DATA = [
     ("the iPhone from Apple", [(1, 2, "product"), (3, 4, "corporation")]),
     ("nothing to see here", []),
 ]
-
-
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPTS))
-    return module
 
 
 def _needs(cfg_name: str) -> None:
@@ -215,8 +202,8 @@ def _fake_glove(path: Path) -> Dict[str, numpy.ndarray]:
     return dict(zip(words, matrix))
 
 
-def test_build_vectors_keys():
-    bv = _load_script("build_vectors")
+def test_build_vectors_keys(load_script):
+    bv = load_script("build_vectors")
     rows = bv.key_rows(["paris", "new-york", ","], extra_forms=["iPhone", "PaRiS", "Nowhere"])
     assert rows["paris"] == rows["Paris"] == rows["PARIS"] == rows["PaRiS"] == 0
     assert rows["New-York"] == rows["NEW-YORK"] == rows["New-york"] == 1
@@ -264,8 +251,8 @@ def test_vectors_survive_save_and_load():
 
 
 # ------------------------------------------------------------------------ report
-def test_report_analysis():
-    report = _load_script("report")
+def test_report_analysis(load_script):
+    report = load_script("report")
     nlp = spacy.blank("en")
     words = "Barack Obama visited New York with Apple staff".split()
     gold = Doc(nlp.vocab, words=words)
@@ -292,16 +279,16 @@ def test_report_analysis():
     assert "person 0.99" in page and "<html" in page
 
 
-def test_evaluate_metrics_json():
-    evaluate = _load_script("evaluate")
+def test_evaluate_metrics_json(load_script):
+    evaluate = load_script("evaluate")
     data = evaluate.metrics_json({"ents_p": 0.5, "ents_r": 0.25, "ents_f": 1 / 3,
                                   "speed": 10.0, "token_acc": 1.0, "other": 3,
                                   "ents_per_type": {"person": {"p": 1, "r": 1, "f": 1}}})
     assert set(data) == {"ents_p", "ents_r", "ents_f", "speed", "token_acc", "ents_per_type"}
 
 
-def test_evaluate_reads_conll_on_gold_tokens():
-    evaluate = _load_script("evaluate")
+def test_evaluate_reads_conll_on_gold_tokens(load_script):
+    evaluate = load_script("evaluate")
     nlp = spacy.blank("en")
     with make_tempdir() as tmp:
         path = tmp / "x.conll"

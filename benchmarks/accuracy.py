@@ -62,6 +62,11 @@ SYSTEMS: Dict[str, Dict[str, Any]] = {
     },
     "ours_chars": {"config": BENCH_CONFIGS / "ours_chars.cfg", "overrides": {}, "vectors": False},
     "ours_vectors_chars": {"config": BENCH_CONFIGS / "ours_vectors_chars.cfg", "overrides": {}, "vectors": True},
+    # word dropout (spacy-bilstm-crf.TokenDropout.v1 around MultiHashEmbed)
+    "ours_chars_wdrop": {"config": BENCH_CONFIGS / "ours_chars_wdrop.cfg", "overrides": {}, "vectors": False},
+    "ours_vectors_chars_wdrop": {
+        "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop.cfg", "overrides": {}, "vectors": True,
+    },
     "ours_vectors_chars_sched": {
         "config": BENCH_CONFIGS / "ours_vectors_chars_sched.cfg", "overrides": {}, "vectors": True,
     },

@@ -75,6 +75,74 @@ def build_bilstm_attn_crf_v1(
     return cast(Model[List[Doc], List[Floats2d]], model)
 
 
+@registry.architectures("spacy-bilstm-crf.TokenDropout.v1")
+def build_token_dropout_v1(
+    layer: Model[List[Doc], List[Floats2d]], rate: float = 0.1
+) -> Model[List[Doc], List[Floats2d]]:
+    """Word dropout: while training, replace the whole output vector of a token with
+    zeros with probability `rate` (the kept rows are scaled by 1 / (1 - rate)).
+
+    Wrap the word-identity part of a tok2vec (e.g. a ``MultiHashEmbed``) with it, so that
+    the model learns to recognize entities from their context and characters instead of
+    memorizing the training set's names, as Lample et al. (2016) do by replacing words
+    with an unknown-word vector. The rate is this layer's own setting: spaCy's
+    ``[training] dropout`` does not change it, and nothing is dropped at inference.
+
+    layer (Model[List[Doc], List[Floats2d]]): The embedding layer to wrap.
+    rate (float): The probability of dropping a token's vector, in [0, 1).
+    RETURNS (Model[List[Doc], List[Floats2d]]): The wrapped layer.
+    """
+    if (
+        isinstance(rate, bool)
+        or not isinstance(rate, (int, float))
+        or not 0.0 <= rate < 1.0
+    ):
+        raise ValueError(
+            Errors.BCE063.format(value=rate, name="rate", expected="a number in [0, 1)")
+        )
+    return Model(
+        "token_dropout",
+        token_dropout_forward,
+        init=token_dropout_init,
+        layers=[layer],
+        attrs={"token_dropout_rate": float(rate)},
+        dims={"nO": layer.maybe_get_dim("nO")},
+    )
+
+
+def token_dropout_init(
+    model: Model, X: Optional[List[Doc]] = None, Y: Optional[Any] = None
+) -> None:
+    layer = model.layers[0]
+    layer.initialize(X=X, Y=Y)
+    if layer.has_dim("nO"):
+        model.set_dim("nO", layer.get_dim("nO"), force=True)
+
+
+def token_dropout_forward(
+    model: Model, docs: List[Doc], is_train: bool
+) -> Tuple[List[Floats2d], Callable]:
+    layer = model.layers[0]
+    Y, backprop_layer = layer(docs, is_train)
+    rate = model.attrs["token_dropout_rate"]
+    if not is_train or rate == 0.0 or not Y:
+        return Y, backprop_layer
+    ops = model.ops
+    lengths = [int(y.shape[0]) for y in Y]
+    # one keep/drop draw per token; kept rows are scaled to keep the expected value
+    keep = (ops.xp.random.uniform(0.0, 1.0, (sum(lengths), 1)) >= rate).astype("f")
+    masks = cast(
+        List[Floats2d],
+        ops.unflatten(ops.asarray2f(keep / (1.0 - rate)), ops.asarray1i(lengths)),
+    )
+    Y_dropped = [y * mask for y, mask in zip(Y, masks)]
+
+    def backprop(dY: List[Floats2d]) -> List[Floats2d]:
+        return backprop_layer([dy * mask for dy, mask in zip(dY, masks)])
+
+    return Y_dropped, backprop
+
+
 def set_tag_scheme(model: Model, scheme: TagScheme) -> None:
     """Give the model its tag set (labels and constraints), before initialize/load."""
     head = model.get_ref("head")

@@ -171,6 +171,10 @@ class Errors(metaclass=ErrorsWithCodes):
         "the model was initialized with."
     )
     # calibration
+    BCE063 = (
+        "Invalid {name} {value!r} for spacy-bilstm-crf.TokenDropout.v1: expected {expected}. "
+        "Set it in the layer's config block, e.g. `rate = 0.1`; 0 switches word dropout off."
+    )
     BCE070 = (
         "The component {name!r} stores no entity confidences (it has no `spans_key`, or is "
         "not a `bilstm_attn_crf` component), so their calibration cannot be measured. Set "

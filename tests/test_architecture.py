@@ -120,3 +120,55 @@ def test_architecture_errors_are_coded(docs):
     with pytest.raises(ValueError, match="BCE062"):
         model.get_ref("head").predict([numpy.zeros((2, WIDTH + 1), dtype="f")])
 
+
+
+def token_dropout(rate):
+    embed = registry.architectures.get("spacy.MultiHashEmbed.v2")(
+        width=WIDTH, attrs=["NORM", "SHAPE"], rows=[100, 50], include_static_vectors=False
+    )
+    return registry.architectures.get("spacy-bilstm-crf.TokenDropout.v1")(layer=embed, rate=rate)
+
+
+def test_token_dropout_drops_whole_tokens_only_in_training(docs):
+    layer = token_dropout(0.5)
+    layer.initialize(X=docs)
+    assert layer.get_dim("nO") == WIDTH
+    inner = layer.layers[0]
+    many = docs * 20
+    clean = inner.predict(many)
+    assert all(numpy.array_equal(a, b) for a, b in zip(layer.predict(many), clean))
+    Y, backprop = layer(many, is_train=True)
+    rows = numpy.concatenate(Y)
+    ref = numpy.concatenate(clean)
+    dropped = numpy.all(rows == 0, axis=1)
+    # each token is either dropped whole or kept and scaled by 1 / (1 - rate)
+    assert numpy.allclose(rows[~dropped], 2.0 * ref[~dropped], atol=1e-6)
+    assert 0.3 < dropped.mean() < 0.7  # 160 tokens at rate 0.5
+    # no gradient reaches the embeddings of dropped tokens: replace the embedding layer
+    # by one that records the gradient it receives
+    captured = []
+    layer.layers[0] = Model("spy", lambda m, X, is_train: (inner.predict(X), captured.extend))
+    Y, backprop = layer(many, is_train=True)
+    backprop([numpy.ones_like(y) for y in Y])
+    dropped = numpy.all(numpy.concatenate(Y) == 0, axis=1)
+    grads = numpy.concatenate(captured)
+    assert numpy.array_equal(numpy.all(grads == 0, axis=1), dropped)
+    assert numpy.allclose(grads[~dropped], 2.0) and 0 < dropped.sum() < len(grads)
+
+
+def test_token_dropout_rate_is_not_spacys_dropout(docs):
+    from thinc.api import set_dropout_rate
+
+    layer = token_dropout(0.25)
+    set_dropout_rate(layer, 0.0)  # what spaCy does with [training] dropout
+    assert layer.attrs["token_dropout_rate"] == 0.25
+    layer = token_dropout(0.0)
+    layer.initialize(X=docs)
+    Y, _ = layer(docs, is_train=True)
+    assert all(numpy.array_equal(a, b) for a, b in zip(Y, layer.layers[0].predict(docs)))
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5, True, "0.1"])
+def test_token_dropout_bad_rate_is_a_coded_error(rate):
+    with pytest.raises(ValueError, match="BCE063"):
+        token_dropout(rate)

@@ -403,3 +403,28 @@ def test_confidence_temperature_scales_and_is_fitted_and_saved(trained):
         pipe.cfg["confidence_temperature"] = 1.0
     with pytest.raises(ValueError, match="BCE025"):
         English().add_pipe("bilstm_attn_crf", config={"confidence_temperature": 0})
+
+
+def test_word_dropout_tok2vec_trains_and_round_trips():
+    """spacy-bilstm-crf.TokenDropout.v1 around the embeddings: the pipeline still fits the
+    data, drops nothing at inference (predictions repeat) and reloads from its config."""
+    fix_random_seed(0)
+    model = dict(SMALL_MODEL)
+    model["tok2vec"] = {
+        "@architectures": "spacy-bilstm-crf.TokenDropout.v1",
+        "rate": 0.2,
+        "layer": SMALL_MODEL["tok2vec"],
+    }
+    nlp = English()
+    nlp.add_pipe("bilstm_attn_crf", config={"model": model})
+    train(nlp, make_examples(nlp), n_iter=80)
+    texts = [text for text, _ in TRAIN_DATA]
+    expected = [[(s, e, lab) for s, e, lab in annots["entities"]] for _, annots in TRAIN_DATA]
+    assert [ents_of(d) for d in nlp.pipe(texts)] == expected
+    assert [ents_of(d) for d in nlp.pipe(texts)] == expected
+    with make_tempdir() as tmp:
+        nlp.to_disk(tmp)
+        nlp2 = load_model_from_path(tmp)
+        tok2vec_cfg = nlp2.config["components"]["bilstm_attn_crf"]["model"]["tok2vec"]
+        assert tok2vec_cfg["@architectures"] == "spacy-bilstm-crf.TokenDropout.v1"
+        assert [ents_of(d) for d in nlp2.pipe(texts)] == expected

@@ -67,6 +67,10 @@ SYSTEMS: Dict[str, Dict[str, Any]] = {
     "ours_vectors_chars_wdrop": {
         "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop.cfg", "overrides": {}, "vectors": True,
     },
+    "spacy_ner_wdrop": {"config": BENCH_CONFIGS / "spacy_ner_wdrop.cfg", "overrides": {}, "vectors": False},
+    "spacy_ner_vectors_wdrop": {
+        "config": BENCH_CONFIGS / "spacy_ner_vectors_wdrop.cfg", "overrides": {}, "vectors": True,
+    },
     "ours_vectors_chars_sched": {
         "config": BENCH_CONFIGS / "ours_vectors_chars_sched.cfg", "overrides": {}, "vectors": True,
     },

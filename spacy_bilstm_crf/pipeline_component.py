@@ -1,5 +1,6 @@
 """The ``bilstm_attn_crf`` pipeline component: a BiLSTM + self-attention + CRF recognizer."""
 
+import contextlib
 import copy
 import hashlib
 import os
@@ -10,6 +11,7 @@ from typing import (
     Callable,
     Dict,
     Iterable,
+    Iterator,
     List,
     NamedTuple,
     Optional,
@@ -30,7 +32,7 @@ from spacy.pipeline.ner import ner_score
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.api import Config, Model, Optimizer, set_dropout_rate, xp2torch
 from thinc.types import Floats2d
 
 from .architectures import (
@@ -645,6 +647,44 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         """
         scale = float(self.cfg.get("learn_rate_scale", 1.0))
         self.model.finish_update(sgd if scale == 1.0 else cast(Optimizer, _ScaledOptimizer(sgd, scale)))
+
+    def use_params(self, params: Dict[Any, Any]) -> Iterator[None]:
+        """Temporarily use the given weights, e.g. the optimizer's parameter averages
+        (`[training.optimizer] use_averages = true`): spaCy evaluates and saves the
+        pipeline inside this context.
+
+        Thinc's optimizer keys the averages of a PyTorch module's weights by
+        `(shim.id, name)`, while `PyTorchShim.use_params` (thinc 8.3) looks for
+        `"pytorch_{id}_{name}"` keys, so on its own it would ignore them and
+        `use_averages` would silently not apply to the BiLSTM, attention and CRF.
+        Here they are applied to the torch module (and restored afterwards) along with
+        the thinc layers' averages. Like spaCy's `TrainablePipe.use_params`, this is a
+        generator that `Language.use_params` steps through (not a context manager).
+        """
+        with self.model.use_params(params), self._use_torch_params(params):
+            yield
+
+    @contextlib.contextmanager
+    def _use_torch_params(self, params: Dict[Any, Any]) -> Iterator[None]:
+        head = self.model.get_ref("head")
+        if not params or not head.layers:
+            yield
+            return
+        shim = head.layers[0].shims[0]
+        backup: Dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            for name, param in shim._model.named_parameters():
+                value = params.get((shim.id, name))
+                if value is not None:
+                    backup[name] = param.detach().clone()
+                    param.copy_(xp2torch(value, device=param.device).reshape(param.shape))
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, param in shim._model.named_parameters():
+                    if name in backup:
+                        param.copy_(backup[name])
 
     # ------------------------------------------------------------------ serialization
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:

@@ -428,3 +428,40 @@ def test_word_dropout_tok2vec_trains_and_round_trips():
         tok2vec_cfg = nlp2.config["components"]["bilstm_attn_crf"]["model"]["tok2vec"]
         assert tok2vec_cfg["@architectures"] == "spacy-bilstm-crf.TokenDropout.v1"
         assert [ents_of(d) for d in nlp2.pipe(texts)] == expected
+
+
+def test_use_averages_reach_the_torch_weights():
+    """With `use_averages`, spaCy evaluates and saves inside `nlp.use_params(averages)`:
+    the BiLSTM/attention/CRF weights must be the averaged ones there, and come back after."""
+    import torch
+    from thinc.api import Adam
+
+    from spacy_bilstm_crf.architectures import get_torch_model
+
+    fix_random_seed(0)
+    nlp = English()
+    ner = nlp.add_pipe("bilstm_attn_crf", config={"model": SMALL_MODEL})
+    examples = make_examples(nlp)
+    nlp.initialize(get_examples=lambda: examples)
+    optimizer = Adam(0.01, use_averages=True)
+    for _ in range(5):
+        nlp.update(examples, sgd=optimizer)
+    torch_model = get_torch_model(ner.model)
+    shim = ner.model.get_ref("head").layers[0].shims[0]
+    current = {n: p.detach().clone() for n, p in torch_model.named_parameters()}
+    averaged = {n: torch.as_tensor(optimizer.averages[(shim.id, n)]) for n in current}
+    assert any(not torch.allclose(current[n], averaged[n]) for n in current)
+    texts = [text for text, _ in TRAIN_DATA]
+    scores_now = ner.model.predict([nlp.make_doc(t) for t in texts])
+    with nlp.use_params(optimizer.averages):
+        for name, param in torch_model.named_parameters():
+            assert torch.allclose(param, averaged[name]), name
+        scores_avg = ner.model.predict([nlp.make_doc(t) for t in texts])
+    for name, param in torch_model.named_parameters():
+        assert torch.equal(param, current[name]), name
+    assert not all(numpy.allclose(a, b) for a, b in zip(scores_now, scores_avg))
+    # averages of other layers only (no key of the torch module): the torch weights stay
+    others = {k: v for k, v in optimizer.averages.items() if k[0] != shim.id}
+    assert others
+    with nlp.use_params(others):
+        assert all(torch.equal(p, current[n]) for n, p in torch_model.named_parameters())

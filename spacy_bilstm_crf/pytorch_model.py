@@ -27,7 +27,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from .crf import CRF
 from .errors import Errors
 
-__all__ = ["BiLSTMAttnCRFModel", "BiLSTMAttnEmitter", "LocalSelfAttention"]
+__all__ = ["BiLSTMAttnCRFModel", "BiLSTMAttnEmitter", "CharCNN", "LocalSelfAttention"]
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
@@ -451,3 +451,51 @@ class BiLSTMAttnCRFModel(nn.Module):
         RETURNS (Tensor): emissions (batch, seq_len, num_tags), 0 at padded positions.
         """
         return self.emitter(inputs, lengths)
+
+
+class CharCNN(nn.Module):
+    """Character-level CNN word encoder (Ma & Hovy 2016): character embeddings, dropout,
+    one 1-d convolution over each word's characters, max-pooled over its real characters.
+
+    Character id 0 is padding: its embedding is fixed at zero and its positions are
+    excluded from the max, so (in eval mode) a word's vector does not depend on how much
+    padding its batch has. The thinc glue (character ids from Docs, validation of the
+    settings, the registered ``spacy-bilstm-crf.CharCNN.v1``) is in ``char_cnn.py``.
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        dropout: float = 0.25,
+    ) -> None:
+        """num_embeddings (int): Character embedding rows, 0 being the padding row.
+        embedding_dim (int): The width of a character embedding.
+        out_channels (int): The number of filters: the width of a word vector.
+        kernel_size (int): The convolution window, in characters (odd, so that the
+            convolution keeps the length with ``padding = kernel_size // 2``).
+        dropout (float): Dropout on the character embeddings (in training mode).
+        """
+        super().__init__()
+        self.embed = nn.Embedding(num_embeddings, embedding_dim, padding_idx=0)
+        self.dropout = nn.Dropout(dropout)
+        self.conv = nn.Conv1d(
+            embedding_dim, out_channels, kernel_size=kernel_size, padding=kernel_size // 2
+        )
+
+    def forward(self, char_ids: Tensor) -> Tensor:
+        """char_ids (Tensor): int64 (n_words, max_chars_in_batch), 0-padded on the right.
+        RETURNS (Tensor): (n_words, out_channels); 0 for a word without characters.
+        """
+        # shape: (n_words, n_chars)
+        is_char = char_ids != 0
+        # shape: (n_words, n_chars, embedding_dim)
+        embedded = self.dropout(self.embed(char_ids))
+        # shape: (n_words, out_channels, n_chars)
+        conv = self.conv(embedded.transpose(1, 2))
+        conv = conv.masked_fill(~is_char.unsqueeze(1), float("-inf"))
+        # shape: (n_words, out_channels)
+        pooled = conv.max(dim=2).values
+        return pooled.masked_fill(~is_char.any(dim=1, keepdim=True), 0.0)

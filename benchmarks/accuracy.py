@@ -67,6 +67,11 @@ SYSTEMS: Dict[str, Dict[str, Any]] = {
     "ours_vectors_chars_wdrop": {
         "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop.cfg", "overrides": {}, "vectors": True,
     },
+    # character CNN (spacy-bilstm-crf.CharCNN.v1) instead of spaCy's CharacterEmbed
+    "ours_charcnn_wdrop": {"config": BENCH_CONFIGS / "ours_charcnn_wdrop.cfg", "overrides": {}, "vectors": False},
+    "ours_vectors_charcnn_wdrop": {
+        "config": BENCH_CONFIGS / "ours_vectors_charcnn_wdrop.cfg", "overrides": {}, "vectors": True,
+    },
     "spacy_ner_wdrop": {"config": BENCH_CONFIGS / "spacy_ner_wdrop.cfg", "overrides": {}, "vectors": False},
     "spacy_ner_vectors_wdrop": {
         "config": BENCH_CONFIGS / "spacy_ner_vectors_wdrop.cfg", "overrides": {}, "vectors": True,

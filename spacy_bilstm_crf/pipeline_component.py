@@ -32,7 +32,7 @@ from spacy.pipeline.ner import ner_score
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer, set_dropout_rate, xp2torch
+from thinc.api import Config, Model, Optimizer, PyTorchShim, set_dropout_rate, xp2torch
 from thinc.types import Floats2d
 
 from .architectures import (
@@ -666,25 +666,22 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
 
     @contextlib.contextmanager
     def _use_torch_params(self, params: Dict[Any, Any]) -> Iterator[None]:
-        head = self.model.get_ref("head")
-        if not params or not head.layers:
-            yield
-            return
-        shim = head.layers[0].shims[0]
-        backup: Dict[str, torch.Tensor] = {}
+        # every PyTorchShim of the model: the head's and e.g. a CharCNN in the tok2vec
+        shims = [shim for node in self.model.walk() for shim in node.shims if isinstance(shim, PyTorchShim)]
+        backup: List[Tuple[torch.Tensor, torch.Tensor]] = []
         with torch.no_grad():
-            for name, param in shim._model.named_parameters():
-                value = params.get((shim.id, name))
-                if value is not None:
-                    backup[name] = param.detach().clone()
-                    param.copy_(xp2torch(value, device=param.device).reshape(param.shape))
+            for shim in shims if params else []:
+                for name, param in shim._model.named_parameters():
+                    value = params.get((shim.id, name))
+                    if value is not None:
+                        backup.append((param, param.detach().clone()))
+                        param.copy_(xp2torch(value, device=param.device).reshape(param.shape))
         try:
             yield
         finally:
             with torch.no_grad():
-                for name, param in shim._model.named_parameters():
-                    if name in backup:
-                        param.copy_(backup[name])
+                for param, saved in backup:
+                    param.copy_(saved)
 
     # ------------------------------------------------------------------ serialization
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:

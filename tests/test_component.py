@@ -430,38 +430,52 @@ def test_word_dropout_tok2vec_trains_and_round_trips():
         assert [ents_of(d) for d in nlp2.pipe(texts)] == expected
 
 
-def test_use_averages_reach_the_torch_weights():
-    """With `use_averages`, spaCy evaluates and saves inside `nlp.use_params(averages)`:
-    the BiLSTM/attention/CRF weights must be the averaged ones there, and come back after."""
-    import torch
-    from thinc.api import Adam
+CHAR_CNN_MODEL = {
+    **SMALL_MODEL,
+    "tok2vec": {
+        "@layers": "concatenate.v1",
+        "*": {
+            "words": SMALL_MODEL["tok2vec"],
+            "chars": {"@architectures": "spacy-bilstm-crf.CharCNN.v1", "width": 8, "char_width": 8},
+        },
+    },
+}
 
-    from spacy_bilstm_crf.architectures import get_torch_model
+
+@pytest.mark.parametrize("model_cfg", [SMALL_MODEL, CHAR_CNN_MODEL], ids=["head", "head+charcnn"])
+def test_use_averages_reach_the_torch_weights(model_cfg):
+    """With `use_averages`, spaCy evaluates and saves inside `nlp.use_params(averages)`:
+    every torch module's weights (the BiLSTM/attention/CRF head, a CharCNN in the
+    tok2vec) must be the averaged ones there, and come back after."""
+    import torch
+    from thinc.api import Adam, PyTorchShim
 
     fix_random_seed(0)
     nlp = English()
-    ner = nlp.add_pipe("bilstm_attn_crf", config={"model": SMALL_MODEL})
+    ner = nlp.add_pipe("bilstm_attn_crf", config={"model": model_cfg})
     examples = make_examples(nlp)
     nlp.initialize(get_examples=lambda: examples)
     optimizer = Adam(0.01, use_averages=True)
     for _ in range(5):
         nlp.update(examples, sgd=optimizer)
-    torch_model = get_torch_model(ner.model)
-    shim = ner.model.get_ref("head").layers[0].shims[0]
-    current = {n: p.detach().clone() for n, p in torch_model.named_parameters()}
-    averaged = {n: torch.as_tensor(optimizer.averages[(shim.id, n)]) for n in current}
-    assert any(not torch.allclose(current[n], averaged[n]) for n in current)
+    shims = [s for node in ner.model.walk() for s in node.shims if isinstance(s, PyTorchShim)]
+    assert len(shims) == (1 if model_cfg is SMALL_MODEL else 2)
+    params = {(s.id, n): p for s in shims for n, p in s._model.named_parameters()}
+    current = {k: p.detach().clone() for k, p in params.items()}
+    averaged = {k: torch.as_tensor(optimizer.averages[k]) for k in params}
+    for shim in shims:  # each module was trained: its averages differ from its weights
+        assert any(not torch.allclose(current[k], averaged[k]) for k in params if k[0] == shim.id)
     texts = [text for text, _ in TRAIN_DATA]
     scores_now = ner.model.predict([nlp.make_doc(t) for t in texts])
     with nlp.use_params(optimizer.averages):
-        for name, param in torch_model.named_parameters():
-            assert torch.allclose(param, averaged[name]), name
+        for key, param in params.items():
+            assert torch.allclose(param, averaged[key]), key
         scores_avg = ner.model.predict([nlp.make_doc(t) for t in texts])
-    for name, param in torch_model.named_parameters():
-        assert torch.equal(param, current[name]), name
+    for key, param in params.items():
+        assert torch.equal(param, current[key]), key
     assert not all(numpy.allclose(a, b) for a, b in zip(scores_now, scores_avg))
-    # averages of other layers only (no key of the torch module): the torch weights stay
-    others = {k: v for k, v in optimizer.averages.items() if k[0] != shim.id}
+    # averages of the thinc layers only (no key of a torch module): the torch weights stay
+    others = {k: v for k, v in optimizer.averages.items() if k not in params}
     assert others
     with nlp.use_params(others):
-        assert all(torch.equal(p, current[n]) for n, p in torch_model.named_parameters())
+        assert all(torch.equal(p, current[k]) for k, p in params.items())

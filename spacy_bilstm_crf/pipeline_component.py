@@ -78,6 +78,10 @@ nO = null
 @layers = "concatenate.v1"
 
 [model.tok2vec.*.words]
+@architectures = "spacy-bilstm-crf.TokenDropout.v1"
+rate = 0.1
+
+[model.tok2vec.*.words.layer]
 @architectures = "spacy.MultiHashEmbed.v2"
 width = 96
 attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]

@@ -138,7 +138,8 @@ def test_listener_configs():
     assert trf["components"]["transformer"]["model"]["name"] == "${paths.transformer}"
     vec = load_config(REPO_ROOT / "configs" / "vectors.cfg", interpolate=False)
     words = vec["components"]["bilstm_attn_crf"]["model"]["tok2vec"]["*"]["words"]
-    assert words["include_static_vectors"]
+    assert words["@architectures"] == "spacy-bilstm-crf.TokenDropout.v1"  # word dropout
+    assert words["layer"]["include_static_vectors"]
     assert vec["initialize"]["vectors"] == "${paths.vectors}"
     assert vec["paths"]["vectors"]
 

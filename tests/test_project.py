@@ -387,3 +387,21 @@ def test_project_all_workflow_and_wheel():
         out = subprocess.run([str(vpy), "-c", code], capture_output=True, text=True, cwd=tmp)
         assert out.returncode == 0, out.stderr[-3000:]
         assert "LOADED" in out.stdout
+
+
+def test_readme_training_config_fills(tmp_path):
+    """The README's `spacy train` example says "fill in the rest with spacy init
+    fill-config": it must be a config that fill-config completes into a valid pipeline."""
+    from spacy.cli.init_config import fill_config
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf8")
+    section = readme[readme.index("### Training with `spacy train`"):]
+    block = section[section.index("```ini\n") + len("```ini\n"):]
+    src = tmp_path / "example.cfg"
+    src.write_text(block[: block.index("```")], encoding="utf8")
+    out = tmp_path / "filled.cfg"
+    fill_config(out, src, silent=True)
+    nlp = spacy.util.load_model_from_config(load_config(out), auto_fill=True, validate=True)
+    assert nlp.pipe_names == ["bilstm_attn_crf"]
+    tok2vec = load_config(out)["components"]["bilstm_attn_crf"]["model"]["tok2vec"]
+    assert tok2vec["*"]["words"]["@architectures"] == "spacy-bilstm-crf.TokenDropout.v1"

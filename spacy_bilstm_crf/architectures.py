@@ -15,7 +15,7 @@ from thinc.types import Floats2d, Floats3d
 
 from .crf import CRF
 from .errors import Errors
-from .pytorch_model import BiLSTMAttnCRFModel
+from .pytorch_model import BiLSTMAttnCRFModel, check_prob
 from .tag_scheme import TagScheme
 
 HEAD_NAME = "bilstm_attn_crf_head"
@@ -92,20 +92,13 @@ def build_token_dropout_v1(
     rate (float): The probability of dropping a token's vector, in [0, 1).
     RETURNS (Model[List[Doc], List[Floats2d]]): The wrapped layer.
     """
-    if (
-        isinstance(rate, bool)
-        or not isinstance(rate, (int, float))
-        or not 0.0 <= rate < 1.0
-    ):
-        raise ValueError(
-            Errors.BCE063.format(value=rate, name="rate", expected="a number in [0, 1)")
-        )
+    rate = check_prob("rate", rate, error=Errors.BCE063)
     return Model(
         "token_dropout",
         token_dropout_forward,
         init=token_dropout_init,
         layers=[layer],
-        attrs={"token_dropout_rate": float(rate)},
+        attrs={"token_dropout_rate": rate},
         dims={"nO": layer.maybe_get_dim("nO")},
     )
 

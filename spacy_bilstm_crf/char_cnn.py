@@ -33,7 +33,7 @@ from thinc.api import (
 from thinc.types import Floats2d
 
 from .errors import Errors
-from .pytorch_model import CharCNN
+from .pytorch_model import CharCNN, check_int, check_prob
 
 __all__ = [
     "CharIdCache",
@@ -72,30 +72,6 @@ def _deserialize_char_id_cache(
     return CharIdCache()
 
 
-def _check_int(name: str, value: object, minimum: int, odd: bool = False) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < minimum
-        or (odd and value % 2 == 0)
-    ):
-        expected = f"{'an odd' if odd else 'an'} integer >= {minimum}"
-        raise ValueError(Errors.BCE064.format(name=name, value=value, expected=expected))
-    return value
-
-
-def _check_prob(name: str, value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not 0.0 <= float(value) < 1.0
-    ):
-        raise ValueError(
-            Errors.BCE064.format(name=name, value=value, expected="a number in [0, 1)")
-        )
-    return float(value)
-
-
 @registry.architectures("spacy-bilstm-crf.CharCNN.v1")
 def build_char_cnn_v1(
     width: int = 50,
@@ -124,12 +100,13 @@ def build_char_cnn_v1(
     RETURNS (Model[List[Doc], List[Floats2d]]): The layer: one (n_tokens, width) array
         per doc.
     """
-    width = _check_int("width", width, 1)
-    char_width = _check_int("char_width", char_width, 1)
-    window_size = _check_int("window_size", window_size, 1, odd=True)
-    max_chars = _check_int("max_chars", max_chars, 1)
-    rows = _check_int("rows", rows, 2)
-    dropout = _check_prob("dropout", dropout)
+    error = Errors.BCE064
+    width = check_int("width", width, 1, error=error)
+    char_width = check_int("char_width", char_width, 1, error=error)
+    window_size = check_int("window_size", window_size, 1, odd=True, error=error)
+    max_chars = check_int("max_chars", max_chars, 1, error=error)
+    rows = check_int("rows", rows, 2, error=error)
+    dropout = check_prob("dropout", dropout, error=error)
     torch_model = CharCNN(
         num_embeddings=rows,
         embedding_dim=char_width,

@@ -170,7 +170,7 @@ class Errors(metaclass=ErrorsWithCodes):
         "array of shape {shape}. Check that the tok2vec (or listener) width matches the one "
         "the model was initialized with."
     )
-    # calibration
+    # tok2vec layers: word dropout (architectures.py), character CNN (char_cnn.py)
     BCE063 = (
         "Invalid {name} {value!r} for spacy-bilstm-crf.TokenDropout.v1: expected {expected}. "
         "Set it in the layer's config block, e.g. `rate = 0.1`; 0 switches word dropout off."
@@ -180,6 +180,7 @@ class Errors(metaclass=ErrorsWithCodes):
         "Set it in the layer's config block, e.g. `width = 50`, `char_width = 30`, "
         "`window_size = 3`, `max_chars = 20`, `rows = 1000`, `dropout = 0.25`."
     )
+    # calibration
     BCE070 = (
         "The component {name!r} stores no entity confidences (it has no `spans_key`, or is "
         "not a `bilstm_attn_crf` component), so their calibration cannot be measured. Set "

@@ -30,26 +30,35 @@ from .errors import Errors
 __all__ = ["BiLSTMAttnCRFModel", "BiLSTMAttnEmitter", "CharCNN", "LocalSelfAttention"]
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
+def check_int(
+    name: str, value: object, minimum: int, *, odd: bool = False, error: str = Errors.BCE041
+) -> int:
     """Validate an integer hyperparameter.
 
     name (str): The name of the setting, for the error message.
     value (object): The value to check.
     minimum (int): The smallest allowed value.
+    odd (bool): Whether the value must also be odd.
+    error (str): The coded error message to raise (with `name`, `value`, `expected`).
     RETURNS (int): The value.
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            Errors.BCE041.format(name=name, value=value, expected=f"an integer >= {minimum}")
-        )
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (odd and value % 2 == 0)
+    ):
+        expected = f"{'an odd' if odd else 'an'} integer >= {minimum}"
+        raise ValueError(error.format(name=name, value=value, expected=expected))
     return value
 
 
-def _check_prob(name: str, value: object) -> float:
+def check_prob(name: str, value: object, *, error: str = Errors.BCE041) -> float:
     """Validate a dropout rate.
 
     name (str): The name of the setting, for the error message.
     value (object): The value to check.
+    error (str): The coded error message to raise (with `name`, `value`, `expected`).
     RETURNS (float): The value as a float.
     """
     if (
@@ -57,9 +66,7 @@ def _check_prob(name: str, value: object) -> float:
         or not isinstance(value, (int, float))
         or not 0.0 <= float(value) < 1.0
     ):
-        raise ValueError(
-            Errors.BCE041.format(name=name, value=value, expected="a number in [0, 1)")
-        )
+        raise ValueError(error.format(name=name, value=value, expected="a number in [0, 1)"))
     return float(value)
 
 
@@ -91,19 +98,19 @@ class LocalSelfAttention(nn.Module):
             Must be smaller than `window`.
         """
         super().__init__()
-        _check_int("width", width, 1)
-        _check_int("attention_heads", heads, 1)
+        check_int("width", width, 1)
+        check_int("attention_heads", heads, 1)
         if width % heads != 0:
             raise ValueError(Errors.BCE042.format(width=width, heads=heads))
         if window is not None:
-            _check_int("window", window, 0)
-        _check_int("window_overlap", window_overlap, 0)
+            check_int("window", window, 0)
+        check_int("window_overlap", window_overlap, 0)
         if window and window_overlap >= window:
             raise ValueError(Errors.BCE043.format(overlap=window_overlap, window=window))
         self.width = width
         self.heads = heads
         self.head_size = width // heads
-        self.dropout = _check_prob("attention_dropout", dropout)
+        self.dropout = check_prob("attention_dropout", dropout)
         self.window: Optional[int] = window if window else None
         self.window_overlap = window_overlap if self.window else 0
         self.qkv = nn.Linear(width, 3 * width)
@@ -236,13 +243,13 @@ class BiLSTMAttnEmitter(nn.Module):
             attend to. Must be smaller than `window`.
         """
         super().__init__()
-        self.input_size = _check_int("input_size", input_size, 1)
-        self.num_tags = _check_int("num_tags", num_tags, 1)
-        self.hidden_size = _check_int("hidden_size", hidden_size, 1)
-        self.num_layers = _check_int("num_layers", num_layers, 1)
-        self.attention_heads = _check_int("attention_heads", attention_heads, 0)
-        dropout = _check_prob("dropout", dropout)
-        self.input_dropout = nn.Dropout(_check_prob("input_dropout", input_dropout))
+        self.input_size = check_int("input_size", input_size, 1)
+        self.num_tags = check_int("num_tags", num_tags, 1)
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.num_layers = check_int("num_layers", num_layers, 1)
+        self.attention_heads = check_int("attention_heads", attention_heads, 0)
+        dropout = check_prob("dropout", dropout)
+        self.input_dropout = nn.Dropout(check_prob("input_dropout", input_dropout))
         # nn.LSTM warns when given inter-layer dropout with a single layer.
         self.lstm = nn.LSTM(
             input_size,
@@ -263,10 +270,10 @@ class BiLSTMAttnEmitter(nn.Module):
                 window_overlap=window_overlap,
             )
         else:  # still validate, so that a config error is not hidden by the ablation
-            _check_prob("attention_dropout", attention_dropout)
+            check_prob("attention_dropout", attention_dropout)
             if window is not None:
-                _check_int("window", window, 0)
-            _check_int("window_overlap", window_overlap, 0)
+                check_int("window", window, 0)
+            check_int("window_overlap", window_overlap, 0)
             if window and window_overlap >= window:
                 raise ValueError(Errors.BCE043.format(overlap=window_overlap, window=window))
         self.hidden2tag = nn.Linear(2 * hidden_size, num_tags)

@@ -5,7 +5,7 @@ import json
 import pytest
 import spacy
 from spacy.lang.en import English
-from spacy.tokens import DocBin
+from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from spacy.util import make_tempdir
 from thinc.api import fix_random_seed
@@ -101,9 +101,11 @@ def test_calibrate_script_fits_saves_and_keeps_entities(trained_dir, load_script
         gold = list(DocBin().from_disk(trained_dir / "dev.spacy").get_docs(nlp.vocab))
         gold[1].ents = []
         DocBin(docs=gold).to_disk(tmp / "held_out.spacy")
+        # --no-threshold: only the temperature, so the entities must not change
         module.main([str(trained_dir / "model"), str(tmp / "held_out.spacy"), str(tmp / "out"),
-                     str(tmp / "calibration.json")])
+                     str(tmp / "calibration.json"), "--no-threshold"])
         result = json.loads((tmp / "calibration.json").read_text(encoding="utf8"))
+        assert result["threshold"] == result["threshold_before"] == 0.0
         assert result["temperature_before"] == 1.0 and result["temperature"] > 1.0
         assert result["n_entities"] == 5
         calibrated = spacy.load(tmp / "out")
@@ -115,3 +117,27 @@ def test_calibrate_script_fits_saves_and_keeps_entities(trained_dir, load_script
         raw = [float(s) for d in nlp.pipe(texts) for s in d.spans["crf_ents"].attrs["scores"]]
         soft = [float(s) for d in after_docs for s in d.spans["crf_ents"].attrs["scores"]]
         assert all(b < a for a, b in zip(raw, soft))
+
+
+def test_calibrate_script_fits_threshold_for_f1(trained_dir, load_script):
+    module = load_script("calibrate")
+    with make_tempdir() as tmp:
+        nlp = spacy.load(trained_dir / "model")
+        gold = list(DocBin().from_disk(trained_dir / "dev.spacy").get_docs(nlp.vocab))
+        gold[1].ents = []  # two confident predictions become errors
+        DocBin(docs=gold).to_disk(tmp / "held_out.spacy")
+        module.main([str(trained_dir / "model"), str(tmp / "held_out.spacy"), str(tmp / "out"),
+                     str(tmp / "calibration.json")])
+        result = json.loads((tmp / "calibration.json").read_text(encoding="utf8"))
+        calibrated = spacy.load(tmp / "out")
+        pipe = calibrated.get_pipe("bilstm_attn_crf")
+        assert pipe.cfg["threshold"] == pytest.approx(result["threshold"])
+        assert result["threshold"] in [round(0.05 * i, 2) for i in range(20)]
+        # 0.0 is a candidate, so the fitted threshold is never worse on the data it saw
+        assert result["ents_f_after_in_sample"] >= result["ents_f_before"]
+        # the saved pipeline scores what the script reported
+        examples = [Example(Doc(calibrated.vocab, words=[t.text for t in d],
+                                spaces=[bool(t.whitespace_) for t in d]), d) for d in gold]
+        assert calibrated.evaluate(examples)["ents_f"] == pytest.approx(result["ents_f_after_in_sample"])
+        # the ECE covers every prediction, not only those above the threshold
+        assert result["n_entities"] == 5

@@ -479,3 +479,58 @@ def test_use_averages_reach_the_torch_weights(model_cfg):
     assert others
     with nlp.use_params(others):
         assert all(torch.equal(p, current[k]) for k, p in params.items())
+
+
+
+def test_threshold_is_fitted_for_f1_and_saved(trained):
+    """fit_threshold picks, of its candidates, the lowest threshold with the best entity F1
+    by spaCy's scorer (the search `spacy find-threshold` does, with one model pass instead
+    of one per candidate) and stores it in cfg."""
+    nlp, _ = trained
+    pipe = nlp.get_pipe("bilstm_attn_crf")
+    texts = [text for text, _ in TRAIN_DATA] + ["Shaka Khan visited Berlin and London."]
+    try:
+        # a high temperature spreads the confidences of this tiny, over-fitted model
+        pipe.cfg["confidence_temperature"] = 8.0
+        predicted = []
+        for i, doc in enumerate(nlp.pipe(texts)):
+            group = doc.spans[pipe.spans_key]
+            for span, score in zip(group, group.attrs["scores"]):
+                predicted.append((float(score), i, span.start_char, span.end_char, span.label_))
+        predicted.sort()
+        scores = [p[0] for p in predicted]
+        assert len(predicted) >= 4 and len(set(scores)) == len(scores), predicted
+        # gold: every prediction except the two least confident, which become errors
+        gold = {i: [] for i in range(len(texts))}
+        for _, i, start, end, label in predicted[2:]:
+            gold[i].append((start, end, label))
+        held_out = [(text, {"entities": gold[i]}) for i, text in enumerate(texts)]
+        candidates = [0.0] + scores
+        brute = {}
+        for t in candidates:
+            pipe.cfg["threshold"] = t
+            brute[t] = nlp.evaluate(make_examples(nlp, held_out))["ents_f"]
+        best = max(brute.values())
+        expected = min(t for t, f in brute.items() if f == best)
+        assert expected == scores[2] and best == 1.0  # drops exactly the two errors
+        pipe.cfg["threshold"] = 0.0
+        chosen = pipe.fit_threshold(make_examples(nlp, held_out), thresholds=candidates)
+        assert chosen == expected
+        assert pipe.cfg["threshold"] == expected
+        with make_tempdir() as tmp:
+            nlp.to_disk(tmp)
+            # (the config file keeps 10 decimals)
+            assert spacy.load(tmp).get_pipe("bilstm_attn_crf").cfg["threshold"] == pytest.approx(expected)
+        # the fit ignores the threshold already set: it sees every predicted entity
+        pipe.cfg["threshold"] = 1.0
+        assert pipe.fit_threshold(make_examples(nlp, held_out), thresholds=candidates) == expected
+        # the default candidates: 0.0 to 0.95 in steps of 0.05
+        assert pipe.fit_threshold(make_examples(nlp, held_out)) in [round(0.05 * i, 2) for i in range(20)]
+        for bad in ([1.5], [-0.1], []):
+            with pytest.raises(ValueError, match="BCE025"):
+                pipe.fit_threshold(make_examples(nlp, held_out), thresholds=bad)
+        with pytest.raises(ValueError, match="BCE025"):  # nothing predicted: nothing to fit
+            pipe.fit_threshold(make_examples(nlp, [("nobody lives here", {"entities": []})]))
+    finally:
+        pipe.cfg["threshold"] = 0.0
+        pipe.cfg["confidence_temperature"] = 1.0

@@ -1,0 +1,102 @@
+"""Confidence threshold fitted on dev: entity F1 on dev and test before and after.
+
+For each trained pipeline, `fit_threshold` chooses the component's `threshold` (predicted
+entities less confident than it are dropped) on the dev split, maximizing entity F1 there
+(candidates 0.0 to 0.95 in steps of 0.05, confidences at the pipeline's saved temperature);
+both splits are then scored with spaCy's NER scorer on gold tokens, at threshold 0 and at
+the fitted threshold. Only dev chooses; test is reported.
+
+    python benchmarks/threshold.py --dev benchmarks/work/corpus/conll03-n1/dev.spacy \
+        --test benchmarks/work/corpus/conll03-n1/test.spacy \
+        --pipeline ours=benchmarks/work/runs/conll03-n1/ours/model/model-best \
+        --threads 1 --output benchmarks/results/threshold_conll03.json
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dev", required=True, help=".spacy file the threshold is fitted on")
+    parser.add_argument("--test", required=True, help=".spacy file to report")
+    parser.add_argument("--pipeline", action="append", required=True, help="NAME=PATH")
+    parser.add_argument("--component", default="bilstm_attn_crf")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--output", default="benchmarks/results/threshold.json")
+    args = parser.parse_args()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    import spacy
+    import torch
+    from spacy.tokens import Doc, DocBin
+    from spacy.training import Example
+
+    torch.set_num_threads(args.threads)
+    print(f"torch threads: {torch.get_num_threads()}")
+
+    def examples(nlp, path: str) -> List[Example]:  # type: ignore[no-untyped-def]
+        gold = DocBin().from_disk(path).get_docs(nlp.vocab)
+        return [
+            Example(
+                Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]),
+                d,
+            )
+            for d in gold
+        ]
+
+    def f1(nlp, egs: List[Example]) -> Dict[str, float]:  # type: ignore[no-untyped-def]
+        scores = nlp.evaluate(egs)
+        return {k: round(100 * scores[f"ents_{k}"], 2) for k in ("f", "p", "r")}
+
+    results: Dict[str, Dict[str, Any]] = {}
+    for spec in args.pipeline:
+        name, _, path = spec.partition("=")
+        nlp = spacy.load(path)
+        pipe = nlp.get_pipe(args.component)
+        dev, test = examples(nlp, args.dev), examples(nlp, args.test)
+        pipe.cfg["threshold"] = 0.0
+        before = {"dev": f1(nlp, dev), "test": f1(nlp, test)}
+        threshold = pipe.fit_threshold(dev)
+        after = {"dev": f1(nlp, dev), "test": f1(nlp, test)}
+        results[name] = {
+            "path": path,
+            "temperature": pipe.cfg["confidence_temperature"],
+            "threshold": threshold,
+            "threshold_0": before,
+            "fitted": after,
+        }
+        print(
+            f"{name}: threshold {threshold:.2f}; dev F1 {before['dev']['f']:.2f} -> {after['dev']['f']:.2f}; "
+            f"test F1 {before['test']['f']:.2f} -> {after['test']['f']:.2f} "
+            f"(P {before['test']['p']:.2f} -> {after['test']['p']:.2f}, "
+            f"R {before['test']['r']:.2f} -> {after['test']['r']:.2f})",
+            flush=True,
+        )
+    out = {
+        "command": " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "versions": {
+            "python": platform.python_version(),
+            "spacy": spacy.__version__,
+            "torch": torch.__version__,
+        },
+        "threads": args.threads,
+        "results": results,
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -332,8 +332,11 @@ def test_project_all_workflow_and_wheel():
         calibration = srsly.read_json(report_dir / "calibration.json")
         assert calibration["temperature"] > 0 and calibration["n_docs"] == 60
         calibrated = spacy.load(root / "training" / "default" / "model-calibrated")
-        temperature = calibrated.get_pipe("bilstm_attn_crf").cfg["confidence_temperature"]
-        assert temperature == calibration["temperature"]
+        cfg = calibrated.get_pipe("bilstm_attn_crf").cfg
+        assert cfg["confidence_temperature"] == calibration["temperature"]
+        # the step also fits the threshold; it is the one the packaged model uses
+        assert cfg["threshold"] == pytest.approx(calibration["threshold"])
+        assert calibration["ents_f_after_in_sample"] >= calibration["ents_f_before"]
         md = (report_dir / "report_test.md").read_text(encoding="utf8")
         assert "Per-label precision" in md and "Token-level confusions" in md
         assert (report_dir / "predictions_test.html").stat().st_size > 0

@@ -4,7 +4,9 @@ For each trained pipeline, `fit_threshold` chooses the component's `threshold` (
 entities less confident than it are dropped) on the dev split, maximizing entity F1 there
 (candidates 0.0 to 0.95 in steps of 0.05, confidences at the pipeline's saved temperature);
 both splits are then scored with spaCy's NER scorer on gold tokens, at threshold 0 and at
-the fitted threshold. Only dev chooses; test is reported.
+the fitted threshold. With --fit-temperature the confidence temperature is fitted on dev
+first, as the project's `calibrate` step does (scripts/calibrate.py). Only dev chooses;
+test is reported.
 
     python benchmarks/threshold.py --dev benchmarks/work/corpus/conll03-n1/dev.spacy \
         --test benchmarks/work/corpus/conll03-n1/test.spacy \
@@ -31,6 +33,9 @@ def main() -> None:
     parser.add_argument("--pipeline", action="append", required=True, help="NAME=PATH")
     parser.add_argument("--component", default="bilstm_attn_crf")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--fit-temperature", action="store_true", help="fit the temperature on dev first"
+    )
     parser.add_argument("--output", default="benchmarks/results/threshold.json")
     args = parser.parse_args()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -65,6 +70,8 @@ def main() -> None:
         dev, test = examples(nlp, args.dev), examples(nlp, args.test)
         pipe.cfg["threshold"] = 0.0
         before = {"dev": f1(nlp, dev), "test": f1(nlp, test)}
+        if args.fit_temperature:
+            pipe.fit_confidence_temperature(dev)
         threshold = pipe.fit_threshold(dev)
         after = {"dev": f1(nlp, dev), "test": f1(nlp, test)}
         results[name] = {
@@ -75,7 +82,7 @@ def main() -> None:
             "fitted": after,
         }
         print(
-            f"{name}: threshold {threshold:.2f}; dev F1 {before['dev']['f']:.2f} -> {after['dev']['f']:.2f}; "
+            f"{name}: temperature {pipe.cfg['confidence_temperature']}, threshold {threshold:.2f}; dev F1 {before['dev']['f']:.2f} -> {after['dev']['f']:.2f}; "
             f"test F1 {before['test']['f']:.2f} -> {after['test']['f']:.2f} "
             f"(P {before['test']['p']:.2f} -> {after['test']['p']:.2f}, "
             f"R {before['test']['r']:.2f} -> {after['test']['r']:.2f})",
@@ -91,6 +98,7 @@ def main() -> None:
             "torch": torch.__version__,
         },
         "threads": args.threads,
+        "fit_temperature": args.fit_temperature,
         "results": results,
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -333,7 +333,8 @@ def test_project_all_workflow_and_wheel():
         assert calibration["temperature"] > 0 and calibration["n_docs"] == 60
         calibrated = spacy.load(root / "training" / "default" / "model-calibrated")
         cfg = calibrated.get_pipe("bilstm_attn_crf").cfg
-        assert cfg["confidence_temperature"] == calibration["temperature"]
+        temperature, threshold = cfg["confidence_temperature"], cfg["threshold"]
+        assert temperature == calibration["temperature"]
         # the step also fits the threshold; it is the one the packaged model uses
         assert cfg["threshold"] == pytest.approx(calibration["threshold"])
         assert calibration["ents_f_after_in_sample"] >= calibration["ents_f_before"]
@@ -383,6 +384,7 @@ def test_project_all_workflow_and_wheel():
             "assert nlp.pipe_names == ['bilstm_attn_crf'], nlp.pipe_names; "
             "assert 'crf_ents' in doc.spans; "
             f"assert nlp.get_pipe('bilstm_attn_crf').cfg['confidence_temperature'] == {temperature!r}; "
+            f"assert nlp.get_pipe('bilstm_attn_crf').cfg['threshold'] == {threshold!r}; "
             "import spacy_bilstm_crf, en_bilstm_crf_wnut17; "
             "assert 'site-packages' in en_bilstm_crf_wnut17.__file__; "
             "print('LOADED', [(e.text, e.label_) for e in doc.ents])"

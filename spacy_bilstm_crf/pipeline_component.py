@@ -3,6 +3,7 @@
 import contextlib
 import copy
 import hashlib
+import numbers
 import os
 from itertools import islice
 from pathlib import Path
@@ -504,7 +505,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             raise ValueError(Errors.BCE025.format(
                 value=thresholds, name="thresholds", detail="give at least one candidate"))
         for t in thresholds:
-            if not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0:
+            if isinstance(t, bool) or not isinstance(t, numbers.Real) or not 0.0 <= t <= 1.0:
                 raise ValueError(Errors.BCE025.format(
                     value=t, name="thresholds", detail="each must be a number in [0, 1]"))
         batches, n_gold = self._held_out_predictions(

@@ -526,7 +526,9 @@ def test_threshold_is_fitted_for_f1_and_saved(trained):
         assert pipe.fit_threshold(make_examples(nlp, held_out), thresholds=candidates) == expected
         # the default candidates: 0.0 to 0.95 in steps of 0.05
         assert pipe.fit_threshold(make_examples(nlp, held_out)) in [round(0.05 * i, 2) for i in range(20)]
-        for bad in ([1.5], [-0.1], []):
+        # numpy numbers are numbers too
+        assert pipe.fit_threshold(make_examples(nlp, held_out), thresholds=numpy.zeros(1, "float32")) == 0.0
+        for bad in ([1.5], [-0.1], [], [True], ["0.5"]):
             with pytest.raises(ValueError, match="BCE025"):
                 pipe.fit_threshold(make_examples(nlp, held_out), thresholds=bad)
         with pytest.raises(ValueError, match="BCE025"):  # nothing predicted: nothing to fit

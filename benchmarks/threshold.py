@@ -5,8 +5,10 @@ entities less confident than it are dropped) on the dev split, maximizing entity
 (candidates 0.0 to 0.95 in steps of 0.05, confidences at the pipeline's saved temperature);
 both splits are then scored with spaCy's NER scorer on gold tokens, at threshold 0 and at
 the fitted threshold. With --fit-temperature the confidence temperature is fitted on dev
-first, as the project's `calibrate` step does (scripts/calibrate.py). Only dev chooses;
-test is reported.
+first, as the project's `calibrate` step does (scripts/calibrate.py). With --per-label,
+one threshold per entity label is also fitted on dev (coordinate ascent from the global
+one, three sweeps over the labels, the same candidates) and scored, to see whether a
+per-label setting would pay. Only dev chooses; test is reported.
 
     python benchmarks/threshold.py --dev benchmarks/work/corpus/conll03-n1/dev.spacy \
         --test benchmarks/work/corpus/conll03-n1/test.spacy \
@@ -36,6 +38,9 @@ def main() -> None:
     parser.add_argument(
         "--fit-temperature", action="store_true", help="fit the temperature on dev first"
     )
+    parser.add_argument(
+        "--per-label", action="store_true", help="also fit and score per-label thresholds"
+    )
     parser.add_argument("--output", default="benchmarks/results/threshold.json")
     args = parser.parse_args()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -62,6 +67,23 @@ def main() -> None:
         scores = nlp.evaluate(egs)
         return {k: round(100 * scores[f"ents_{k}"], 2) for k in ("f", "p", "r")}
 
+    def scored(nlp, egs: List[Example], key: str):  # type: ignore[no-untyped-def]
+        """(label, confidence, correct) of every predicted entity, and the gold count."""
+        out, n_gold = [], 0
+        docs = nlp.pipe([eg.predicted.copy() for eg in egs], batch_size=1000)
+        for eg, doc in zip(egs, docs):
+            gold = {(e.start, e.end, e.label_) for e in eg.reference.ents}
+            n_gold += len(gold)
+            group = doc.spans[key]
+            for span, score in zip(group, group.attrs["scores"]):
+                out.append((span.label_, float(score), (span.start, span.end, span.label_) in gold))
+        return out, n_gold
+
+    def f1_at(preds, n_gold: int, thresholds: Dict[str, float]) -> float:  # type: ignore[no-untyped-def]
+        kept = [c for label, score, c in preds if score >= thresholds[label]]
+        return round(200 * sum(kept) / (len(kept) + n_gold), 2) if kept or n_gold else 0.0
+
+    candidates = [round(0.05 * i, 2) for i in range(20)]
     results: Dict[str, Dict[str, Any]] = {}
     for spec in args.pipeline:
         name, _, path = spec.partition("=")
@@ -88,6 +110,28 @@ def main() -> None:
             f"R {before['test']['r']:.2f} -> {after['test']['r']:.2f})",
             flush=True,
         )
+        if args.per_label:
+            pipe.cfg["threshold"] = 0.0
+            dev_preds, dev_gold = scored(nlp, dev, pipe.spans_key)
+            test_preds, test_gold = scored(nlp, test, pipe.spans_key)
+            pipe.cfg["threshold"] = threshold
+            per_label = {label: threshold for label in pipe.labels}
+            for _ in range(3):
+                for label in pipe.labels:
+                    per_label[label] = max(
+                        candidates,
+                        key=lambda t: (f1_at(dev_preds, dev_gold, {**per_label, label: t}), -t),
+                    )
+            results[name]["per_label"] = {
+                "thresholds": per_label,
+                "dev_f": f1_at(dev_preds, dev_gold, per_label),
+                "test_f": f1_at(test_preds, test_gold, per_label),
+            }
+            print(
+                f"  per label {per_label}: dev F1 {results[name]['per_label']['dev_f']:.2f}, "
+                f"test F1 {results[name]['per_label']['test_f']:.2f}",
+                flush=True,
+            )
     out = {
         "command": " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -99,6 +143,7 @@ def main() -> None:
         },
         "threads": args.threads,
         "fit_temperature": args.fit_temperature,
+        "per_label": args.per_label,
         "results": results,
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -67,6 +67,10 @@ SYSTEMS: Dict[str, Dict[str, Any]] = {
     "ours_vectors_chars_wdrop": {
         "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop.cfg", "overrides": {}, "vectors": True,
     },
+    # word dropout on the hash embeddings only; GloVe beside them, never dropped (averaging on)
+    "ours_vectors_chars_wdrop_split": {
+        "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop_split.cfg", "overrides": {}, "vectors": True,
+    },
     # character CNN (spacy-bilstm-crf.CharCNN.v1) instead of spaCy's CharacterEmbed
     "ours_charcnn_wdrop": {"config": BENCH_CONFIGS / "ours_charcnn_wdrop.cfg", "overrides": {}, "vectors": False},
     "ours_vectors_charcnn_wdrop": {

@@ -30,7 +30,7 @@ def build_bilstm_attn_crf_v1(
     input_dropout: float = 0.1,
     attention_heads: int = 4,
     attention_dropout: float = 0.1,
-    window: int = 256,
+    window: Optional[int] = 256,
     window_overlap: int = 64,
     nO: Optional[int] = None,
 ) -> Model[List[Doc], List[Floats2d]]:
@@ -48,7 +48,8 @@ def build_bilstm_attn_crf_v1(
     input_dropout (float): Dropout on the token vectors.
     attention_heads (int): Self-attention heads; 0 switches attention off.
     attention_dropout (float): Dropout on the attention weights.
-    window (int): Attention block size: longer docs use local attention over blocks.
+    window (Optional[int]): Attention block size: longer docs use local attention over
+        blocks. 0 or None (``null`` in a config): always full attention.
     window_overlap (int): How far each block's attention reaches into its neighbours.
     nO (Optional[int]): The number of tags; inferred from the labels at initialize.
     RETURNS (Model[List[Doc], List[Floats2d]]): The model.

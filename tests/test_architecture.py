@@ -121,6 +121,37 @@ def test_architecture_errors_are_coded(docs):
         model.get_ref("head").predict([numpy.zeros((2, WIDTH + 1), dtype="f")])
 
 
+WINDOW_CONFIG = """
+[model]
+@architectures = "spacy-bilstm-crf.BiLSTMAttnCRF.v1"
+hidden_size = 8
+num_layers = 1
+attention_heads = 2
+window = {window}
+
+[model.tok2vec]
+@architectures = "spacy.MultiHashEmbed.v2"
+width = 8
+attrs = ["NORM"]
+rows = [100]
+include_static_vectors = false
+"""
+
+
+@pytest.mark.parametrize("window,expected", [("null", None), ("0", None), ("128", 128)])
+def test_config_window_null_or_zero_means_full_attention(docs, window, expected):
+    # README: `window = 0` or `null` in a config gives full attention; both must pass
+    # spaCy's config validation against the architecture's signature.
+    from thinc.api import Config
+
+    cfg = Config().from_str(WINDOW_CONFIG.format(window=window))
+    model = registry.resolve(cfg, validate=True)["model"]
+    set_tag_scheme(model, TagScheme("BILUO", ["LOC", "PER"]))
+    model.initialize(X=docs)
+    assert get_torch_model(model).emitter.attention.window == expected
+    assert [y.shape for y in model.predict(docs)] == [(2, 9), (0, 9), (6, 9)]
+
+
 
 def token_dropout(rate):
     embed = registry.architectures.get("spacy.MultiHashEmbed.v2")(

@@ -1,13 +1,16 @@
 # Two entry points for a fresh machine; each sets itself up:
 #   make all   - train, evaluate, report and package on the bundled WNUT-17 data
 #   make test  - run the test suite
-# Set-up: a venv in .venv, torch==2.13.0 first (a CPU build; an unpinned torch pulls a
-# multi-GB CUDA build), then this package, installed the way users install it.
+# Set-up: a venv in .venv, torch==2.13.0 first, then this package, installed the way users
+# install it. Plain PyPI serves Linux a multi-GB CUDA build of torch; for the CPU build
+# pass TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu (left empty by default: the
+# machines we test on install torch from a local CPU wheel and reach PyPI only).
 VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 SOURCES := $(shell find spacy_bilstm_crf -name '*.py' -o -name 'py.typed') setup.cfg pyproject.toml
 PYTEST_ARGS ?=
+TORCH_INDEX_URL ?=
 # torch's small LSTM matrices gain nothing from a second thread, and on a shared 2-core
 # machine a second thread was seen to slow training and tests down 10x: default to one.
 export OMP_NUM_THREADS ?= 1
@@ -19,7 +22,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.deps: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(BIN)/python -m pip install -q ".[dev,transformers,vectors]"
 	touch $@
 

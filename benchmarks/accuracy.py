@@ -71,6 +71,11 @@ SYSTEMS: Dict[str, Dict[str, Any]] = {
     "ours_vectors_chars_wdrop_split": {
         "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop_split.cfg", "overrides": {}, "vectors": True,
     },
+    # the transformer config with word dropout on its hash embeddings and averaging
+    "ours_trf_vectors_chars_wdrop": {
+        "config": BENCH_CONFIGS / "ours_trf_vectors_chars_wdrop.cfg", "overrides": {}, "vectors": True,
+        "transformer": True,
+    },
     # spaCy's MaxoutWindowEncoder (depth 2) between the embeddings and the BiLSTM (averaging on)
     "ours_chars_wdrop_cnn": {"config": BENCH_CONFIGS / "ours_chars_wdrop_cnn.cfg", "overrides": {}, "vectors": False},
     "ours_vectors_chars_wdrop_cnn": {

@@ -50,6 +50,8 @@ def main() -> None:
     from spacy.tokens import Doc, DocBin
     from spacy.training import Example
 
+    from spacy_bilstm_crf.pipeline_component import DEFAULT_THRESHOLDS
+
     torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}")
 
@@ -67,23 +69,22 @@ def main() -> None:
         scores = nlp.evaluate(egs)
         return {k: round(100 * scores[f"ents_{k}"], 2) for k in ("f", "p", "r")}
 
-    def scored(nlp, egs: List[Example], key: str):  # type: ignore[no-untyped-def]
-        """(label, confidence, correct) of every predicted entity, and the gold count."""
-        out, n_gold = [], 0
-        docs = nlp.pipe([eg.predicted.copy() for eg in egs], batch_size=1000)
-        for eg, doc in zip(egs, docs):
-            gold = {(e.start, e.end, e.label_) for e in eg.reference.ents}
-            n_gold += len(gold)
-            group = doc.spans[key]
-            for span, score in zip(group, group.attrs["scores"]):
-                out.append((span.label_, float(score), (span.start, span.end, span.label_) in gold))
+    def scored(pipe, egs: List[Example]):  # type: ignore[no-untyped-def]
+        """(label, confidence, correct) of every predicted entity (whatever the threshold),
+        and the gold count: the held-out predictions `fit_threshold` itself uses."""
+        batches, n_gold = pipe._held_out_predictions(egs, "threshold.py", "threshold")
+        temperature = pipe.cfg["confidence_temperature"]
+        out = [
+            (span[2], score, c)
+            for decoded, correct in batches
+            for (span, score), c in zip(pipe._flat(decoded, temperature), correct)
+        ]
         return out, n_gold
 
     def f1_at(preds, n_gold: int, thresholds: Dict[str, float]) -> float:  # type: ignore[no-untyped-def]
         kept = [c for label, score, c in preds if score >= thresholds[label]]
         return round(200 * sum(kept) / (len(kept) + n_gold), 2) if kept or n_gold else 0.0
 
-    candidates = [round(0.05 * i, 2) for i in range(20)]
     results: Dict[str, Dict[str, Any]] = {}
     for spec in args.pipeline:
         name, _, path = spec.partition("=")
@@ -111,15 +112,13 @@ def main() -> None:
             flush=True,
         )
         if args.per_label:
-            pipe.cfg["threshold"] = 0.0
-            dev_preds, dev_gold = scored(nlp, dev, pipe.spans_key)
-            test_preds, test_gold = scored(nlp, test, pipe.spans_key)
-            pipe.cfg["threshold"] = threshold
+            dev_preds, dev_gold = scored(pipe, dev)
+            test_preds, test_gold = scored(pipe, test)
             per_label = {label: threshold for label in pipe.labels}
             for _ in range(3):
                 for label in pipe.labels:
                     per_label[label] = max(
-                        candidates,
+                        DEFAULT_THRESHOLDS,
                         key=lambda t: (f1_at(dev_preds, dev_gold, {**per_label, label: t}), -t),
                     )
             results[name]["per_label"] = {

@@ -101,6 +101,8 @@ feature = "ORTH"
 DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
 
 DEFAULT_SPANS_KEY = "crf_ents"
+# fit_threshold's default candidates: 0.0 to 0.95 in steps of 0.05
+DEFAULT_THRESHOLDS: Tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(20))
 
 
 def _is_positive_number(value: Any) -> bool:
@@ -500,7 +502,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         RETURNS (float): The chosen threshold.
         """
         if thresholds is None:
-            thresholds = [round(0.05 * i, 2) for i in range(20)]
+            thresholds = DEFAULT_THRESHOLDS
         if not len(thresholds):
             raise ValueError(Errors.BCE025.format(
                 value=thresholds, name="thresholds", detail="give at least one candidate"))

@@ -152,7 +152,6 @@ def test_config_window_null_or_zero_means_full_attention(docs, window, expected)
     assert [y.shape for y in model.predict(docs)] == [(2, 9), (0, 9), (6, 9)]
 
 
-
 def token_dropout(rate):
     embed = registry.architectures.get("spacy.MultiHashEmbed.v2")(
         width=WIDTH, attrs=["NORM", "SHAPE"], rows=[100, 50], include_static_vectors=False

@@ -336,7 +336,7 @@ def test_project_all_workflow_and_wheel():
         temperature, threshold = cfg["confidence_temperature"], cfg["threshold"]
         assert temperature == calibration["temperature"]
         # the step also fits the threshold; it is the one the packaged model uses
-        assert cfg["threshold"] == pytest.approx(calibration["threshold"])
+        assert threshold == pytest.approx(calibration["threshold"])
         assert calibration["ents_f_after_in_sample"] >= calibration["ents_f_before"]
         md = (report_dir / "report_test.md").read_text(encoding="utf8")
         assert "Per-label precision" in md and "Token-level confusions" in md

@@ -33,6 +33,7 @@ def build_bilstm_attn_crf_v1(
     window: Optional[int] = 256,
     window_overlap: int = 64,
     nO: Optional[int] = None,
+    variational_dropout: bool = False,
 ) -> Model[List[Doc], List[Floats2d]]:
     """Build the BiLSTM + self-attention + CRF entity recognizer model.
 
@@ -52,6 +53,8 @@ def build_bilstm_attn_crf_v1(
         blocks. 0 or None (``null`` in a config): always full attention.
     window_overlap (int): How far each block's attention reaches into its neighbours.
     nO (Optional[int]): The number of tags; inferred from the labels at initialize.
+    variational_dropout (bool): One dropout mask per doc, shared by all its tokens, for
+        `input_dropout`, `dropout` and between the LSTM layers (Gal & Ghahramani 2016).
     RETURNS (Model[List[Doc], List[Floats2d]]): The model.
     """
     head: Model[List[Floats2d], List[Floats2d]] = Model(
@@ -68,6 +71,7 @@ def build_bilstm_attn_crf_v1(
             "attention_dropout": attention_dropout,
             "window": window,
             "window_overlap": window_overlap,
+            "variational_dropout": variational_dropout,
         },
     )
     model = chain(tok2vec, head)
@@ -166,6 +170,7 @@ def build_head(head: Model, nI: int) -> None:
         attention_dropout=attrs["attention_dropout"],
         window=attrs["window"],
         window_overlap=attrs["window_overlap"],
+        variational_dropout=attrs.get("variational_dropout", False),
         allowed_start=scheme.allowed_start(),
         allowed_transitions=scheme.allowed_transitions(),
         allowed_end=scheme.allowed_end(),

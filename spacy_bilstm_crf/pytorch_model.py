@@ -22,12 +22,18 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from .crf import CRF
 from .errors import Errors
 
-__all__ = ["BiLSTMAttnCRFModel", "BiLSTMAttnEmitter", "CharCNN", "LocalSelfAttention"]
+__all__ = [
+    "BiLSTMAttnCRFModel",
+    "BiLSTMAttnEmitter",
+    "CharCNN",
+    "LocalSelfAttention",
+    "LockedDropout",
+]
 
 
 def check_int(
@@ -68,6 +74,49 @@ def check_prob(name: str, value: object, *, error: str = Errors.BCE041) -> float
     ):
         raise ValueError(error.format(name=name, value=value, expected="a number in [0, 1)"))
     return float(value)
+
+
+class LockedDropout(nn.Module):
+    """Variational ("locked") dropout (Gal & Ghahramani 2016): one dropout mask per
+    sequence, shared by all of its time steps, so that a dropped feature is dropped for
+    the whole sequence rather than at random steps. Identity in eval mode.
+    """
+
+    def __init__(self, p: float) -> None:
+        """p (float): The probability of dropping a feature, in [0, 1)."""
+        super().__init__()
+        self.p = check_prob("dropout", p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (Tensor): (batch, seq_len, width). RETURNS (Tensor): the same shape."""
+        if not self.training or self.p == 0.0:
+            return x
+        # shape: (batch, 1, width)
+        mask = x.new_empty(x.size(0), 1, x.size(2)).bernoulli_(1.0 - self.p) / (1.0 - self.p)
+        return x * mask
+
+    def packed(self, seq: PackedSequence) -> PackedSequence:
+        """Apply the dropout to a packed sequence, one mask per sequence.
+
+        seq (PackedSequence): Packed data of shape (total_steps, width).
+        RETURNS (PackedSequence): The same packing with the dropped data.
+        """
+        if not self.training or self.p == 0.0:
+            return seq
+        data, batch_sizes = seq.data, seq.batch_sizes
+        n_seqs = int(batch_sizes[0])
+        # shape: (n_seqs, width)
+        mask = data.new_empty(n_seqs, data.size(1)).bernoulli_(1.0 - self.p) / (1.0 - self.p)
+        # Row r of the packed data at step t is the (r - offset_t)-th sequence in the
+        # packing's (sorted) order, offset_t being the number of rows before step t.
+        # shape: (n_steps,)
+        offsets = torch.cumsum(batch_sizes, 0) - batch_sizes
+        # shape: (total_steps,)
+        seq_of_row = torch.arange(data.size(0)) - torch.repeat_interleave(offsets, batch_sizes)
+        return seq._replace(data=data * mask[seq_of_row.to(data.device)])
 
 
 class LocalSelfAttention(nn.Module):
@@ -222,6 +271,7 @@ class BiLSTMAttnEmitter(nn.Module):
         attention_dropout: float = 0.1,
         window: Optional[int] = 256,
         window_overlap: int = 64,
+        variational_dropout: bool = False,
     ) -> None:
         """Initialize the emission model.
 
@@ -241,6 +291,9 @@ class BiLSTMAttnEmitter(nn.Module):
             None or 0 means always full attention (quadratic in the length).
         window_overlap (int): How many tokens beyond each edge of its block a query may
             attend to. Must be smaller than `window`.
+        variational_dropout (bool): Use one dropout mask per sequence for all its time
+            steps (``LockedDropout``) for `input_dropout` and `dropout`, including between
+            the LSTM layers, which then run one at a time. False: ordinary dropout.
         """
         super().__init__()
         self.input_size = check_int("input_size", input_size, 1)
@@ -249,17 +302,39 @@ class BiLSTMAttnEmitter(nn.Module):
         self.num_layers = check_int("num_layers", num_layers, 1)
         self.attention_heads = check_int("attention_heads", attention_heads, 0)
         dropout = check_prob("dropout", dropout)
-        self.input_dropout = nn.Dropout(check_prob("input_dropout", input_dropout))
-        # nn.LSTM warns when given inter-layer dropout with a single layer.
-        self.lstm = nn.LSTM(
-            input_size,
-            hidden_size,
-            num_layers=num_layers,
-            bidirectional=True,
-            batch_first=True,
-            dropout=dropout if num_layers > 1 else 0.0,
-        )
-        self.dropout = nn.Dropout(dropout)
+        if not isinstance(variational_dropout, bool):
+            raise ValueError(
+                Errors.BCE041.format(
+                    name="variational_dropout", value=variational_dropout, expected="true or false"
+                )
+            )
+        self.variational_dropout = variational_dropout
+        self.lstm: nn.Module
+        if variational_dropout:
+            self.input_dropout: nn.Module = LockedDropout(check_prob("input_dropout", input_dropout))
+            self.dropout: nn.Module = LockedDropout(dropout)
+            # one single-layer BiLSTM per layer, with locked dropout between them
+            self.lstm = nn.ModuleList(
+                nn.LSTM(
+                    input_size if i == 0 else 2 * hidden_size,
+                    hidden_size,
+                    bidirectional=True,
+                    batch_first=True,
+                )
+                for i in range(num_layers)
+            )
+        else:
+            self.input_dropout = nn.Dropout(check_prob("input_dropout", input_dropout))
+            # nn.LSTM warns when given inter-layer dropout with a single layer.
+            self.lstm = nn.LSTM(
+                input_size,
+                hidden_size,
+                num_layers=num_layers,
+                bidirectional=True,
+                batch_first=True,
+                dropout=dropout if num_layers > 1 else 0.0,
+            )
+            self.dropout = nn.Dropout(dropout)
         self.attention: Optional[LocalSelfAttention] = None
         if attention_heads > 0:
             self.attention = LocalSelfAttention(
@@ -332,7 +407,15 @@ class BiLSTMAttnEmitter(nn.Module):
         packed = pack_padded_sequence(
             selected, lengths_cpu[nonempty], batch_first=True, enforce_sorted=False
         )
-        packed_states, _ = self.lstm(packed)
+        if isinstance(self.lstm, nn.ModuleList):
+            assert isinstance(self.dropout, LockedDropout)
+            packed_states = packed
+            for i, layer in enumerate(self.lstm):
+                if i > 0:
+                    packed_states = self.dropout.packed(packed_states)
+                packed_states, _ = layer(packed_states)
+        else:
+            packed_states, _ = self.lstm(packed)
         # shape: (n_nonempty, seq_len, 2 * hidden_size)
         padded, _ = pad_packed_sequence(packed_states, batch_first=True, total_length=seq_len)
         return padded if all_nonempty else states.index_copy(0, index, padded)
@@ -425,6 +508,7 @@ class BiLSTMAttnCRFModel(nn.Module):
         attention_dropout: float = 0.1,
         window: Optional[int] = 256,
         window_overlap: int = 64,
+        variational_dropout: bool = False,
         allowed_start: Optional[object] = None,
         allowed_transitions: Optional[object] = None,
         allowed_end: Optional[object] = None,
@@ -444,6 +528,7 @@ class BiLSTMAttnCRFModel(nn.Module):
             attention_dropout=attention_dropout,
             window=window,
             window_overlap=window_overlap,
+            variational_dropout=variational_dropout,
         )
         self.crf = CRF(
             num_tags,

@@ -7,8 +7,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from spacy_bilstm_crf.pytorch_model import BiLSTMAttnEmitter, LocalSelfAttention
+from spacy_bilstm_crf.pytorch_model import BiLSTMAttnEmitter, LocalSelfAttention, LockedDropout
 
 INPUT_SIZE = 6
 NUM_TAGS = 5
@@ -121,6 +122,8 @@ def assert_padding_independent(model: BiLSTMAttnEmitter, lengths: List[int], see
         ({"window": 5, "window_overlap": 0}, [4, 23, 10]),
         ({"window": 6, "window_overlap": 5}, [2, 31, 13]),
         ({"window": None}, [3, 20, 37]),
+        ({"variational_dropout": True}, [3, 20, 37, 1]),
+        ({"variational_dropout": True, "num_layers": 3}, [5, 2, 9]),
     ],
 )
 def test_padding_and_batch_independence(kwargs, lengths):
@@ -258,7 +261,15 @@ def test_only_empty(heads, shape):
 # ------------------------------------------------------------------ train / backward
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"attention_heads": 0}, {"window": 4, "window_overlap": 1}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"attention_heads": 0},
+        {"window": 4, "window_overlap": 1},
+        {"variational_dropout": True},
+    ],
+)
 def test_gradients_flow(kwargs):
     model = make_emitter(**kwargs).train()
     inputs, lengths = pad_batch(random_seqs([9, 3, 0, 6]))
@@ -286,6 +297,57 @@ def test_eval_deterministic_train_stochastic():
     first = model(inputs, lengths)
     torch.manual_seed(2)
     assert not torch.equal(first, model(inputs, lengths))
+
+
+def test_variational_eval_equals_stacked_lstm():
+    """In eval mode the per-layer BiLSTMs of `variational_dropout` compute exactly what
+    the stacked nn.LSTM computes with the same weights."""
+    stacked = make_emitter(num_layers=3).eval()
+    layered = make_emitter(num_layers=3, variational_dropout=True).eval()
+    state = {}
+    for name, value in stacked.state_dict().items():
+        if name.startswith("lstm."):
+            # lstm.weight_ih_l1_reverse -> lstm.1.weight_ih_l0_reverse
+            param, layer_suffix = name[len("lstm.") :].split("_l", 1)
+            layer, _, reverse = layer_suffix.partition("_")
+            name = f"lstm.{layer}.{param}_l0" + (f"_{reverse}" if reverse else "")
+        state[name] = value
+    layered.load_state_dict(state)
+    inputs, lengths = pad_batch(random_seqs([7, 2, 11]))
+    torch.testing.assert_close(layered(inputs, lengths), stacked(inputs, lengths))
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3, 0.5])
+def test_locked_dropout_one_mask_per_sequence(p):
+    layer = LockedDropout(p).train()
+    torch.manual_seed(0)
+    out = layer(torch.ones(64, 9, 40))
+    # every feature is kept or dropped for all time steps of a sequence
+    assert torch.equal(out, out[:, :1].expand_as(out))
+    kept = torch.tensor(1.0 / (1.0 - p), dtype=out.dtype)
+    assert ((out == 0) | (out == kept)).all()
+    if p:
+        assert abs(float((out[:, 0] == 0).float().mean()) - p) < 0.05
+        assert not torch.equal(out[0, 0], out[1, 0])  # masks differ between sequences
+    x = torch.randn(3, 4, 5)
+    assert torch.equal(layer.eval()(x), x)
+
+
+def test_locked_dropout_packed():
+    layer = LockedDropout(0.5).train()
+    lengths = torch.tensor([3, 7, 1, 5])
+    padded = torch.ones(4, 7, 30)
+    packed = pack_padded_sequence(padded, lengths, batch_first=True, enforce_sorted=False)
+    torch.manual_seed(0)
+    out, out_lengths = pad_packed_sequence(layer.packed(packed), batch_first=True)
+    assert torch.equal(out_lengths, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        seq = out[i, :n]
+        assert torch.equal(seq, seq[:1].expand_as(seq)), i  # one mask for the whole sequence
+        assert set(seq.unique().tolist()) <= {0.0, 2.0}
+        assert (out[i, n:] == 0).all()
+    assert len({tuple(out[i, 0].tolist()) for i in range(4)}) == 4
+    assert layer.eval().packed(packed) is packed
 
 
 def test_float64_and_to():
@@ -353,6 +415,8 @@ def test_bad_inputs_raise(inputs, lengths):
         ({"num_layers": 0}, "BCE041"),
         ({"hidden_size": 0}, "BCE041"),
         ({"hidden_size": 8.0}, "BCE041"),
+        ({"variational_dropout": "yes"}, "BCE041"),
+        ({"variational_dropout": True, "dropout": 1.0}, "BCE041"),
     ],
 )
 def test_bad_settings_raise(kwargs, code):

@@ -224,6 +224,42 @@ def head_forward(
     return model.layers[0](X, is_train)
 
 
+def predict_emissions(model: Model, docs: List[Doc]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Predict the padded emission scores of a batch of docs, for decoding.
+
+    The same computation as ``model.predict(docs)`` (thinc's ``PyTorchShim.predict``:
+    eval mode, no autograd, the shim's autocast setting), but the torch module's padded
+    output is returned as it is, instead of being split into one array per doc and padded
+    again for the CRF.
+
+    model (Model): A built ``spacy-bilstm-crf.BiLSTMAttnCRF.v1`` model.
+    docs (List[Doc]): The docs (at least one).
+    RETURNS (Tuple[torch.Tensor, torch.Tensor]): Emissions (batch, max_len, n_tags), 0 at
+        padded positions, on the module's device, and the (batch,) int64 CPU lengths.
+    """
+    head = model.get_ref("head")
+    if not head.layers:
+        raise ValueError(Errors.BCE060.format(what="no torch module yet"))
+    X = model.get_ref("tok2vec").predict(docs)
+    for doc, x in zip(docs, X):
+        if x.shape[0] != len(doc):
+            raise ValueError(Errors.BCE026.format(got=x.shape[0], expected=len(doc)))
+    wrapped = head.layers[0]
+    shim = cast(PyTorchShim, wrapped.shims[0])
+    inputs, _ = convert_inputs(wrapped, X, False)
+    torch_model = shim._model
+    was_training = torch_model.training
+    torch_model.eval()
+    try:
+        with torch.no_grad(), torch.autocast(
+            device_type="cuda", enabled=shim._mixed_precision
+        ):
+            emissions = torch_model(*inputs.args, **inputs.kwargs)
+    finally:
+        torch_model.train(was_training)
+    return emissions.float() if emissions.dtype == torch.float16 else emissions, inputs.args[1]
+
+
 # ---------------------------------------------------------------- conversions
 def pad_to_torch(
     ops: Any, X: List[Floats2d], device: torch.device, requires_grad: bool = False

@@ -42,6 +42,7 @@ from .architectures import (
     get_torch_device,
     length_mask,
     pad_to_torch,
+    predict_emissions,
     set_tag_scheme,
     unpad_from_torch,
 )
@@ -74,6 +75,7 @@ attention_dropout = 0.1
 window = 256
 window_overlap = 64
 nO = null
+variational_dropout = false
 
 [model.tok2vec]
 @layers = "concatenate.v1"
@@ -394,14 +396,10 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
     def _decode_sorted(self, docs: List[Doc]) -> "_Decoded":
         """Run the model and the Viterbi decoder on one sub-batch of non-empty docs."""
         scheme = self.tag_scheme
-        emissions = self.model.predict(docs)
-        for doc, em in zip(docs, emissions):
-            if em.shape[0] != len(doc):
-                raise ValueError(Errors.BCE026.format(got=em.shape[0], expected=len(doc)))
+        E, lengths = predict_emissions(self.model, docs)
         crf = get_crf(self.model)
-        device = get_torch_device(self.model)
+        device = E.device
         with torch.no_grad():
-            E, lengths = pad_to_torch(self.model.ops, emissions, device)
             self._check_finite(docs, E)
             # shape: (batch_size, max_len)
             mask = length_mask(lengths, E.shape[1], device)

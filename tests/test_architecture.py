@@ -10,6 +10,7 @@ from spacy_bilstm_crf.architectures import (
     convert_outputs,
     get_crf,
     get_torch_model,
+    predict_emissions,
     set_tag_scheme,
 )
 from spacy_bilstm_crf.pytorch_model import BiLSTMAttnCRFModel
@@ -150,6 +151,63 @@ def test_config_window_null_or_zero_means_full_attention(docs, window, expected)
     model.initialize(X=docs)
     assert get_torch_model(model).emitter.attention.window == expected
     assert [y.shape for y in model.predict(docs)] == [(2, 9), (0, 9), (6, 9)]
+
+
+def test_predict_emissions_equals_model_predict(docs):
+    """The decoder's fast path gives model.predict's emissions, padded with zeros, and
+    leaves the torch module in the mode it found it in."""
+    model = build()
+    model.initialize(X=docs)
+    expected = model.predict(docs)
+    torch_model = get_torch_model(model)
+    for training in (True, False):
+        torch_model.train(training)
+        E, lengths = predict_emissions(model, docs)
+        assert torch_model.training is training
+        assert lengths.tolist() == [2, 0, 6] and E.shape == (3, 6, 9)
+        assert not E.requires_grad
+        for i, y in enumerate(expected):
+            numpy.testing.assert_allclose(E[i, : len(y)].numpy(), y, rtol=1e-5, atol=1e-6)
+            assert (E[i, len(y) :] == 0).all()
+
+
+def test_predict_emissions_checks_the_tok2vec_rows(docs):
+    embed = registry.architectures.get("spacy.MultiHashEmbed.v2")(
+        width=WIDTH, attrs=["NORM"], rows=[100], include_static_vectors=False
+    )
+
+    def forward(m, X, is_train):  # one row too few for each doc
+        Y, backprop = m.layers[0](X, is_train)
+        return [y[:-1] for y in Y], backprop
+
+    short = Model("short", forward, layers=[embed], init=lambda m, X=None, Y=None: embed.initialize(X=X))
+    model = registry.architectures.get("spacy-bilstm-crf.BiLSTMAttnCRF.v1")(
+        tok2vec=short, hidden_size=8, num_layers=1, attention_heads=2
+    )
+    set_tag_scheme(model, TagScheme("BILUO", ["LOC", "PER"]))
+    model.initialize(X=[docs[2]])
+    with pytest.raises(ValueError, match="BCE026"):
+        predict_emissions(model, [docs[2]])
+
+
+@pytest.mark.parametrize("value,expected", [("false", False), ("true", True)])
+def test_config_variational_dropout(docs, value, expected):
+    from thinc.api import Config
+
+    cfg = Config().from_str(
+        WINDOW_CONFIG.format(window=256).replace(
+            "window = 256", f"window = 256\nnum_layers = 2\nvariational_dropout = {value}"
+        ).replace("num_layers = 1\n", "")
+    )
+    model = registry.resolve(cfg, validate=True)["model"]
+    set_tag_scheme(model, TagScheme("BILUO", ["LOC", "PER"]))
+    model.initialize(X=docs)
+    emitter = get_torch_model(model).emitter
+    assert emitter.variational_dropout is expected
+    assert isinstance(emitter.lstm, torch.nn.ModuleList) is expected
+    assert [y.shape for y in model.predict(docs)] == [(2, 9), (0, 9), (6, 9)]
+    Y, backprop = model.begin_update(docs)
+    backprop([y.copy() for y in Y])
 
 
 def token_dropout(rate):

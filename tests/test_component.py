@@ -536,3 +536,23 @@ def test_threshold_is_fitted_for_f1_and_saved(trained):
     finally:
         pipe.cfg["threshold"] = 0.0
         pipe.cfg["confidence_temperature"] = 1.0
+
+
+def test_variational_dropout_trains_and_survives_serialization():
+    fix_random_seed(0)
+    nlp = English()
+    model = {**SMALL_MODEL, "num_layers": 2, "dropout": 0.2, "variational_dropout": True}
+    nlp.add_pipe("bilstm_attn_crf", config={"model": model})
+    examples = make_examples(nlp)
+    losses = train(nlp, examples, n_iter=80)
+    assert losses["bilstm_attn_crf"] < 1.0
+    texts = [text for text, _ in TRAIN_DATA]
+    expected = [ents_of(doc) for doc in nlp.pipe(texts)]
+    assert expected == [
+        [(s, e, label) for s, e, label in annots["entities"]] for _, annots in TRAIN_DATA
+    ]
+    with make_tempdir() as tmp:
+        nlp.to_disk(tmp)
+        nlp2 = spacy.load(tmp)
+        assert nlp2.config["components"]["bilstm_attn_crf"]["model"]["variational_dropout"] is True
+        assert [ents_of(doc) for doc in nlp2.pipe(texts)] == expected

@@ -32,6 +32,9 @@ def main() -> None:
                         help=".spacy file to fit the confidence temperature on first (held out from --data)")
     parser.add_argument("--fit-first-half", action="store_true",
                         help="fit the temperature on the first half of --data and report on the second half")
+    parser.add_argument("--calibrate-on-save", type=int, default=None, metavar="N",
+                        help="run the configs' CalibrateOnSave callback (fits the temperature on "
+                        "the first N docs of --data) and report on the rest of --data")
     args = parser.parse_args()
 
     import spacy
@@ -47,7 +50,24 @@ def main() -> None:
                 for d in docs]
 
     fitted = None
-    if args.fit_first_half:
+    callback_seconds = None
+    if args.calibrate_on_save is not None:
+        import time
+
+        from spacy.util import registry
+
+        from spacy_bilstm_crf.callbacks import CALLBACK_NAME
+
+        callback = registry.callbacks.get(CALLBACK_NAME)(
+            path=args.data, component=args.component, max_docs=args.calibrate_on_save
+        )
+        start = time.perf_counter()
+        callback(nlp)
+        callback_seconds = round(time.perf_counter() - start, 2)
+        fitted = pipe.cfg["confidence_temperature"]
+        print(f"CalibrateOnSave took {callback_seconds} s")
+        gold_docs = gold_docs[args.calibrate_on_save:]
+    elif args.fit_first_half:
         half = len(gold_docs) // 2
         fitted = pipe.fit_confidence_temperature(as_examples(gold_docs[:half]))
         gold_docs = gold_docs[half:]
@@ -75,7 +95,12 @@ def main() -> None:
         "mean_confidence": sum(conf) / len(conf),
         "ece": ece,
         "confidence_temperature": pipe.cfg.get("confidence_temperature", 1.0),
-        "fitted_on": "first half of --data (reported on the second half)" if args.fit_first_half else args.fit_on,
+        "fitted_on": (
+            f"CalibrateOnSave on the first {args.calibrate_on_save} docs of --data (reported on the rest)"
+            if args.calibrate_on_save is not None
+            else "first half of --data (reported on the second half)" if args.fit_first_half else args.fit_on
+        ),
+        "callback_seconds": callback_seconds,
         "bins": bins,
         "command": " ".join(sys.argv),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -187,3 +187,17 @@ class Errors(metaclass=ErrorsWithCodes):
         "`spans_key` (default \"crf_ents\") in its config, or name the right component."
     )
     BCE071 = "Calibration: {problem}."
+    BCE072 = (
+        "spacy-bilstm-crf.CalibrateOnSave.v1: path={path!r} is not a file of gold docs "
+        "(.spacy, or CoNLL-style), or it has none. Point it at your held-out data, e.g. `path = ${{paths.dev}}` in "
+        "[training.before_to_disk], or remove that block."
+    )
+    BCE073 = (
+        "spacy-bilstm-crf.CalibrateOnSave.v1: invalid setting {name}={value!r}: expected an "
+        "integer >= 0 (0: all docs)."
+    )
+    BCE074 = (
+        "spacy-bilstm-crf.CalibrateOnSave.v1: the pipeline has no `bilstm_attn_crf` "
+        "component named {name!r} (its components: {pipes}). Set `component` in "
+        "[training.before_to_disk] to the name you gave it."
+    )

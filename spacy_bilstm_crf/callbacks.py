@@ -40,14 +40,14 @@ def make_calibrate_on_save(
     or the project's `calibrate` step).
 
     path (Optional[Union[str, Path]]): Held-out gold data (the dev set, `${paths.dev}`;
-        never the training data): a .spacy file, or a CoNLL-style file (read with
-        `spacy_bilstm_crf.corpus.read_conll`). The docs are predicted on their gold tokens.
+        never the training data): a .spacy file, a directory of them, or a CoNLL-style
+        file (read with `spacy_bilstm_crf.corpus.read_conll`). The docs are predicted on their gold tokens.
     component (str): The name of the `bilstm_attn_crf` component to calibrate.
     max_docs (int): Fit on the first this many docs only (0: all), to bound the time
         each checkpoint takes: about one prediction pass over them.
     RETURNS (Callable[[Language], Language]): The callback for `before_to_disk`.
     """
-    if path is None or not Path(path).is_file():
+    if path is None or not Path(path).exists():
         raise ValueError(Errors.BCE072.format(path=path))
     if isinstance(max_docs, bool) or not isinstance(max_docs, int) or max_docs < 0:
         raise ValueError(Errors.BCE073.format(name="max_docs", value=max_docs))
@@ -88,6 +88,11 @@ def make_calibrate_on_save(
 
 
 def _read_gold_docs(path: Path, nlp: Language) -> List[Doc]:
+    """Read a .spacy file, a directory of them (as spaCy's corpus reader does) or a
+    CoNLL-style file."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.spacy") if not p.name.startswith("."))
+        return [doc for f in files for doc in DocBin().from_disk(f).get_docs(nlp.vocab)]
     if path.suffix == ".spacy":
         return list(DocBin().from_disk(path).get_docs(nlp.vocab))
     return read_conll(path, vocab=nlp.vocab, keep_pos=False)

@@ -188,8 +188,8 @@ class Errors(metaclass=ErrorsWithCodes):
     )
     BCE071 = "Calibration: {problem}."
     BCE072 = (
-        "spacy-bilstm-crf.CalibrateOnSave.v1: path={path!r} is not a file of gold docs "
-        "(.spacy, or CoNLL-style), or it has none. Point it at your held-out data, e.g. `path = ${{paths.dev}}` in "
+        "spacy-bilstm-crf.CalibrateOnSave.v1: path={path!r} holds no gold docs "
+        "(a .spacy file, a directory of them, or a CoNLL-style file). Point it at your held-out data, e.g. `path = ${{paths.dev}}` in "
         "[training.before_to_disk], or remove that block."
     )
     BCE073 = (

@@ -76,6 +76,25 @@ def test_callback_max_docs_limits_the_data(trained_nlp, dev_path):
         pipe.cfg["confidence_temperature"] = 1.0
 
 
+def test_callback_reads_a_directory_of_spacy_files(trained_nlp, tmp_path):
+    pipe = trained_nlp.get_pipe("bilstm_attn_crf")
+    examples = make_examples(trained_nlp, DEV_DATA)
+    (tmp_path / "dev" / "part").mkdir(parents=True)
+    DocBin(docs=[eg.reference for eg in examples[:2]]).to_disk(tmp_path / "dev" / "a.spacy")
+    DocBin(docs=[eg.reference for eg in examples[2:]]).to_disk(tmp_path / "dev" / "part" / "b.spacy")
+    try:
+        expected = pipe.fit_confidence_temperature(examples)
+        pipe.cfg["confidence_temperature"] = 123.0
+        make_callback(path=tmp_path / "dev")(trained_nlp)
+        assert pipe.cfg["confidence_temperature"] == expected
+        # an empty directory has no docs
+        (tmp_path / "empty").mkdir()
+        with pytest.raises(ValueError, match=r"\[BCE072\]"):
+            make_callback(path=tmp_path / "empty")(trained_nlp)
+    finally:
+        pipe.cfg["confidence_temperature"] = 1.0
+
+
 def test_callback_reads_conll_files(trained_nlp, tmp_path):
     path = tmp_path / "dev.conll"
     path.write_text("Shaka B-PERSON\nKhan I-PERSON\nlives O\nin O\nParis B-LOC\n. O\n", encoding="utf8")

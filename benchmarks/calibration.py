@@ -69,11 +69,11 @@ def main() -> None:
         gold_docs = gold_docs[args.calibrate_on_save:]
     elif args.fit_first_half:
         half = len(gold_docs) // 2
-        fitted = pipe.fit_confidence_temperature(as_examples(gold_docs[:half]))
+        fitted = pipe.fit_confidence_temperature(as_examples(gold_docs[:half]), nlp=nlp)
         gold_docs = gold_docs[half:]
     elif args.fit_on:
         fitted = pipe.fit_confidence_temperature(
-            as_examples(list(DocBin().from_disk(args.fit_on).get_docs(nlp.vocab))))
+            as_examples(list(DocBin().from_disk(args.fit_on).get_docs(nlp.vocab))), nlp=nlp)
     if fitted is not None:
         print(f"fitted confidence_temperature = {fitted}")
     conf, correct = entity_confidences(nlp, gold_docs, args.component)

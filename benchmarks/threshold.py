@@ -69,10 +69,10 @@ def main() -> None:
         scores = nlp.evaluate(egs)
         return {k: round(100 * scores[f"ents_{k}"], 2) for k in ("f", "p", "r")}
 
-    def scored(pipe, egs: List[Example]):  # type: ignore[no-untyped-def]
+    def scored(nlp, pipe, egs: List[Example]):  # type: ignore[no-untyped-def]
         """(label, confidence, correct) of every predicted entity (whatever the threshold),
         and the gold count: the held-out predictions `fit_threshold` itself uses."""
-        batches, n_gold = pipe._held_out_predictions(egs, "threshold.py", "threshold")
+        batches, n_gold = pipe._held_out_predictions(egs, "threshold.py", "threshold", nlp)
         temperature = pipe.cfg["confidence_temperature"]
         out = [
             (span[2], score, c)
@@ -94,8 +94,8 @@ def main() -> None:
         pipe.cfg["threshold"] = 0.0
         before = {"dev": f1(nlp, dev), "test": f1(nlp, test)}
         if args.fit_temperature:
-            pipe.fit_confidence_temperature(dev)
-        threshold = pipe.fit_threshold(dev)
+            pipe.fit_confidence_temperature(dev, nlp=nlp)
+        threshold = pipe.fit_threshold(dev, nlp=nlp)
         after = {"dev": f1(nlp, dev), "test": f1(nlp, test)}
         results[name] = {
             "path": path,
@@ -112,8 +112,8 @@ def main() -> None:
             flush=True,
         )
         if args.per_label:
-            dev_preds, dev_gold = scored(pipe, dev)
-            test_preds, test_gold = scored(pipe, test)
+            dev_preds, dev_gold = scored(nlp, pipe, dev)
+            test_preds, test_gold = scored(nlp, pipe, test)
             per_label = {label: threshold for label in pipe.labels}
             for _ in range(3):
                 for label in pipe.labels:

@@ -58,7 +58,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     before = expected_calibration_error(*all_confidences())[0]
     old_t = pipe.cfg["confidence_temperature"]
     try:
-        new_t = pipe.fit_confidence_temperature(gold_token_examples(nlp, docs))
+        new_t = pipe.fit_confidence_temperature(gold_token_examples(nlp, docs), nlp=nlp)
     except ValueError as err:  # e.g. a tiny --limit slice on which nothing is predicted
         print(f"Not fitted, temperature kept at {old_t}: {err}")
         new_t = old_t
@@ -66,7 +66,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     new_threshold = old_threshold
     if args.threshold:
         try:
-            new_threshold = pipe.fit_threshold(gold_token_examples(nlp, docs))
+            new_threshold = pipe.fit_threshold(gold_token_examples(nlp, docs), nlp=nlp)
         except ValueError as err:
             print(f"Not fitted, threshold kept at {old_threshold}: {err}")
     f1_after = nlp.evaluate(gold_token_examples(nlp, docs))["ents_f"]

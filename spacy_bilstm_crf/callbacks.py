@@ -77,7 +77,7 @@ def make_calibrate_on_save(
                 for ref in docs
             )
         try:
-            pipe.fit_confidence_temperature(cache)
+            pipe.fit_confidence_temperature(cache, nlp=nlp)
         except ValueError as err:
             # an early checkpoint that predicts no entity yet: keep the temperature
             if "[BCE025]" not in str(err):

@@ -113,6 +113,16 @@ class Errors(metaclass=ErrorsWithCodes):
         "(text starting {text!r}). Lower the learning rate, enable gradient clipping, or "
         "check that example's annotation."
     )
+    BCE028 = (
+        "{method}: the component {name!r} listens to an upstream component (its model "
+        "contains a {listener!r} layer), so the examples' docs must be processed by the "
+        "pipeline's earlier components first, or the fit would see empty token vectors. "
+        "Pass the pipeline: `{method}(examples, nlp=nlp)`."
+    )
+    BCE029 = (
+        "{method}: the `nlp` given does not contain this component ({name!r}); its "
+        "components are {pipes}. Pass the pipeline the component belongs to."
+    )
     # corpus
     BCE030 = (
         "{path}, line {line}: expected {expected}, got {got!r}. {hint}"

@@ -63,6 +63,9 @@ def _use_one_torch_thread() -> None:
 if hasattr(os, "register_at_fork"):  # POSIX; spawned workers start with a fresh pool
     os.register_at_fork(after_in_child=_use_one_torch_thread)
 
+# thinc names of the layers that read token vectors from an upstream component
+LISTENER_LAYER_NAMES = ("tok2vec-listener", "transformer-listener")
+
 default_model_config = """
 [model]
 @architectures = "spacy-bilstm-crf.BiLSTMAttnCRF.v1"
@@ -446,6 +449,8 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         self,
         examples: Iterable[Example],
         temperatures: Optional[Sequence[float]] = None,
+        *,
+        nlp: Optional[Language] = None,
     ) -> float:
         """Fit `confidence_temperature` on held-out examples (not the training data) and
         set it in the component's cfg, so that it is saved with the pipeline.
@@ -456,12 +461,15 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
 
         examples (Iterable[Example]): Held-out examples, e.g. the dev set.
         temperatures (Optional[Sequence[float]]): The candidates (default 0.5 to 4).
+        nlp (Optional[Language]): The pipeline this component is part of. If given, copies
+            of the examples' docs are first processed by the pipeline's earlier components
+            (required when the model listens to a shared tok2vec or a transformer).
         RETURNS (float): The chosen temperature.
         """
         if temperatures is None:
             temperatures = [round(0.5 + 0.1 * i, 2) for i in range(36)]
         batches, _ = self._held_out_predictions(
-            examples, "BiLSTMAttnCRFRecognizer.fit_confidence_temperature", "temperature"
+            examples, "BiLSTMAttnCRFRecognizer.fit_confidence_temperature", "temperature", nlp
         )
         best_t, best_loss = 1.0, float("inf")
         for t in temperatures:
@@ -483,6 +491,8 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         self,
         examples: Iterable[Example],
         thresholds: Optional[Sequence[float]] = None,
+        *,
+        nlp: Optional[Language] = None,
     ) -> float:
         """Fit `threshold` on held-out examples (not the training data) and set it in the
         component's cfg, so that it is saved with the pipeline.
@@ -497,6 +507,8 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         examples (Iterable[Example]): Held-out examples, e.g. the dev set.
         thresholds (Optional[Sequence[float]]): The candidates (default 0.0 to 0.95 in
             steps of 0.05).
+        nlp (Optional[Language]): The pipeline this component is part of, as for
+            `fit_confidence_temperature` (required when the model listens upstream).
         RETURNS (float): The chosen threshold.
         """
         if thresholds is None:
@@ -509,7 +521,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
                 raise ValueError(Errors.BCE025.format(
                     value=t, name="thresholds", detail="each must be a number in [0, 1]"))
         batches, n_gold = self._held_out_predictions(
-            examples, "BiLSTMAttnCRFRecognizer.fit_threshold", "threshold"
+            examples, "BiLSTMAttnCRFRecognizer.fit_threshold", "threshold", nlp
         )
         temperature = self.cfg["confidence_temperature"]
         scored = [
@@ -528,10 +540,15 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         return best_t
 
     def _held_out_predictions(
-        self, examples: Iterable[Example], method: str, fitted: str
+        self,
+        examples: Iterable[Example],
+        method: str,
+        fitted: str,
+        nlp: Optional[Language] = None,
     ) -> Tuple[List[Tuple["_Decoded", List[bool]]], int]:
         """Decode the examples' predicted docs (ignoring `threshold`) and mark each
-        predicted entity correct if its characters and label match a gold entity.
+        predicted entity correct if its characters and label match a gold entity. With
+        `nlp`, copies of the docs are first run through the components before this one.
 
         RETURNS: per sorted sub-batch the decoded batch and the correctness flags of its
             entities (in `_flat` order), and the number of gold entities.
@@ -540,6 +557,12 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         examples = list(examples)
         validate_examples(examples, method)
         docs = [eg.predicted for eg in examples]
+        if nlp is not None:
+            docs = self._run_upstream(nlp, docs, method)
+        else:
+            listener = self._listener_name()
+            if listener is not None:
+                raise ValueError(Errors.BCE028.format(method=method, name=self.name, listener=listener))
         batches = []
         n_gold = 0
         for idx in self._sorted_sub_batches(docs):
@@ -558,6 +581,29 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
                 value=len(examples), name="examples",
                 detail=f"the model predicts no entity on them, so no {fitted} can be fitted"))
         return batches, n_gold
+
+    def _listener_name(self) -> Optional[str]:
+        """RETURNS (Optional[str]): the name of the listener layer (a shared tok2vec's or
+        a transformer's) this component's model reads its token vectors from, if any."""
+        for node in self.model.walk():
+            if node.name in LISTENER_LAYER_NAMES:
+                return node.name
+        return None
+
+    def _run_upstream(self, nlp: Language, docs: List[Doc], method: str) -> List[Doc]:
+        """Copies of `docs`, processed by the components of `nlp` before this one."""
+        components = [proc for _, proc in nlp.pipeline]
+        if not any(proc is self for proc in components):
+            raise ValueError(Errors.BCE029.format(method=method, name=self.name, pipes=nlp.pipe_names))
+        docs = [doc.copy() for doc in docs]
+        for proc in components:
+            if proc is self:
+                break
+            if hasattr(proc, "pipe"):
+                docs = list(proc.pipe(docs))
+            else:
+                docs = [proc(doc) for doc in docs]
+        return docs
 
     def _flat(self, decoded: "_Decoded", temperature: float) -> List[Tuple[Any, float]]:
         preds = self._with_confidences(decoded, temperature)

@@ -123,6 +123,47 @@ def test_tok2vec_listener_trains_upstream_and_replace_listeners():
     assert [ents_of(nlp(t)) for t, _ in TRAIN_DATA] == expected
 
 
+def test_fits_with_a_listener_need_the_pipeline(tmp_path):
+    """With a shared tok2vec, fitting the temperature and the threshold must see the
+    token vectors the pipeline gives the component: without `nlp` it is a coded error,
+    with it the fitted threshold is the one a search over full-pipeline runs finds."""
+    from spacy import util
+    from spacy.tokens import DocBin
+
+    from spacy_bilstm_crf.callbacks import make_calibrate_on_save
+
+    nlp = util.load_model_from_config(Config().from_str(LISTENER_CONFIG), auto_fill=True, validate=True)
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(12):  # a partial fit: confidences spread over (0, 1)
+        nlp.update(examples, sgd=optimizer)
+    pipe = nlp.get_pipe("bilstm_attn_crf")
+    dev = make_examples(nlp)
+    with pytest.raises(ValueError, match=r"\[BCE028\].*tok2vec-listener"):
+        pipe.fit_confidence_temperature(dev)
+    with pytest.raises(ValueError, match=r"\[BCE028\]"):
+        pipe.fit_threshold(dev)
+    with pytest.raises(ValueError, match=r"\[BCE029\]"):
+        pipe.fit_threshold(dev, nlp=English())
+    candidates = [0.0, 0.3, 0.5, 0.7, 0.9, 0.99]
+    best, best_f = None, -1.0
+    for t in candidates:  # what `spacy find-threshold` does: one full-pipeline run each
+        pipe.cfg["threshold"] = t
+        f = nlp.evaluate(make_examples(nlp))["ents_f"] or 0.0
+        if f > best_f + 1e-9:
+            best, best_f = t, f
+    pipe.cfg["threshold"] = 0.0
+    assert pipe.fit_threshold(dev, nlp=nlp, thresholds=candidates) == best
+    # the examples' own docs are left as they were (the upstream ran on copies)
+    assert all(eg.predicted.tensor.size == 0 for eg in dev)
+    # the training callback passes the pipeline too
+    temperature = pipe.fit_confidence_temperature(dev, nlp=nlp)
+    pipe.cfg["confidence_temperature"] = 123.0
+    DocBin(docs=[eg.reference for eg in dev]).to_disk(tmp_path / "dev.spacy")
+    make_calibrate_on_save(path=tmp_path / "dev.spacy")(nlp)
+    assert pipe.cfg["confidence_temperature"] == temperature
+
+
 @pytest.fixture(scope="module")
 def tiny_bert_dir(tmp_path_factory):
     transformers = pytest.importorskip("transformers")

@@ -34,7 +34,8 @@ def main() -> None:
                         help="fit the temperature on the first half of --data and report on the second half")
     parser.add_argument("--calibrate-on-save", type=int, default=None, metavar="N",
                         help="run the configs' CalibrateOnSave callback (fits the temperature on "
-                        "the first N docs of --data) and report on the rest of --data")
+                        "the first N docs of --data, read as the pipeline's [corpora.dev] "
+                        "reads its dev set) and report on the rest of --data")
     args = parser.parse_args()
 
     import spacy
@@ -58,8 +59,10 @@ def main() -> None:
 
         from spacy_bilstm_crf.callbacks import CALLBACK_NAME
 
+        # the callback reads the training config's dev corpus: point it at --data
+        nlp.config["paths"]["dev"] = str(args.data)
         callback = registry.callbacks.get(CALLBACK_NAME)(
-            path=args.data, component=args.component, max_docs=args.calibrate_on_save
+            corpus="corpora.dev", component=args.component, max_docs=args.calibrate_on_save
         )
         start = time.perf_counter()
         callback(nlp)

@@ -72,7 +72,9 @@ def main() -> None:
     def scored(nlp, pipe, egs: List[Example]):  # type: ignore[no-untyped-def]
         """(label, confidence, correct) of every predicted entity (whatever the threshold),
         and the gold count: the held-out predictions `fit_threshold` itself uses."""
-        batches, n_gold = pipe._held_out_predictions(egs, "threshold.py", "threshold", nlp)
+        batches, n_gold, preset = pipe._held_out_predictions(egs, "threshold.py", "threshold", nlp)
+        if preset:
+            sys.exit("threshold.py: the docs already have entities (an upstream component?)")
         temperature = pipe.cfg["confidence_temperature"]
         out = [
             (span[2], score, c)

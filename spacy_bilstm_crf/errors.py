@@ -1,6 +1,6 @@
 """Coded error messages of spacy-bilstm-crf.
 
-Codes are prefixed ``BCE``, so that they cannot be mistaken for spaCy's own ``E###``
+Codes are prefixed ``BCE`` (warnings ``BCW``), so that they cannot be mistaken for spaCy's own ``E###``
 codes. Generic pipe failures reuse spaCy's
 codes (``E109`` uninitialized pipe, ``E910`` NaN loss, ``E923`` no examples, ``E149``
 model load), raised through ``spacy.errors.Errors``.
@@ -198,9 +198,10 @@ class Errors(metaclass=ErrorsWithCodes):
     )
     BCE071 = "Calibration: {problem}."
     BCE072 = (
-        "spacy-bilstm-crf.CalibrateOnSave.v1: path={path!r} holds no gold docs "
-        "(a .spacy file, a directory of them, or a CoNLL-style file). Point it at your held-out data, e.g. `path = ${{paths.dev}}` in "
-        "[training.before_to_disk], or remove that block."
+        "spacy-bilstm-crf.CalibrateOnSave.v1: could not read held-out examples from the "
+        "corpus {corpus!r} of the training config: {detail}. Point `corpus` in "
+        "[training.before_to_disk] at your dev corpus (e.g. \"corpora.dev\", with "
+        "`paths.dev` set), or remove that block."
     )
     BCE073 = (
         "spacy-bilstm-crf.CalibrateOnSave.v1: invalid setting {name}={value!r}: expected an "
@@ -210,4 +211,14 @@ class Errors(metaclass=ErrorsWithCodes):
         "spacy-bilstm-crf.CalibrateOnSave.v1: the pipeline has no `bilstm_attn_crf` "
         "component named {name!r} (its components: {pipes}). Set `component` in "
         "[training.before_to_disk] to the name you gave it."
+    )
+
+
+class Warnings(metaclass=ErrorsWithCodes):
+    BCW001 = (
+        "spacy-bilstm-crf.CalibrateOnSave.v1: the component {name!r} has threshold = "
+        "{threshold}, so a new confidence temperature would change its entities (and the "
+        "dev scores that choose model-best); the temperature is not fitted while training. "
+        "Train with threshold = 0 and fit both afterwards (`fit_confidence_temperature`, "
+        "`fit_threshold`, or the project's `calibrate` step)."
     )

@@ -63,9 +63,6 @@ def _use_one_torch_thread() -> None:
 if hasattr(os, "register_at_fork"):  # POSIX; spawned workers start with a fresh pool
     os.register_at_fork(after_in_child=_use_one_torch_thread)
 
-# thinc names of the layers that read token vectors from an upstream component
-LISTENER_LAYER_NAMES = ("tok2vec-listener", "transformer-listener")
-
 default_model_config = """
 [model]
 @architectures = "spacy-bilstm-crf.BiLSTMAttnCRF.v1"
@@ -468,7 +465,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         """
         if temperatures is None:
             temperatures = [round(0.5 + 0.1 * i, 2) for i in range(36)]
-        batches, _ = self._held_out_predictions(
+        batches, _, _ = self._held_out_predictions(
             examples, "BiLSTMAttnCRFRecognizer.fit_confidence_temperature", "temperature", nlp
         )
         best_t, best_loss = 1.0, float("inf")
@@ -520,7 +517,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             if isinstance(t, bool) or not isinstance(t, numbers.Real) or not 0.0 <= t <= 1.0:
                 raise ValueError(Errors.BCE025.format(
                     value=t, name="thresholds", detail="each must be a number in [0, 1]"))
-        batches, n_gold = self._held_out_predictions(
+        batches, n_gold, preset = self._held_out_predictions(
             examples, "BiLSTMAttnCRFRecognizer.fit_threshold", "threshold", nlp
         )
         temperature = self.cfg["confidence_temperature"]
@@ -531,7 +528,9 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         ]
         best_t, best_f = 0.0, -1.0
         for t in sorted(float(t) for t in thresholds):
-            kept = [c for score, c in scored if score >= t]
+            # entities already on the docs (e.g. from an upstream entity_ruler) are kept
+            # whatever the threshold, and count as predictions like in `nlp.evaluate`
+            kept = [c for score, c in scored if score >= t] + preset
             tp = sum(kept)
             f = 2 * tp / (len(kept) + n_gold) if kept or n_gold else 0.0
             if f > best_f:
@@ -545,13 +544,15 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         method: str,
         fitted: str,
         nlp: Optional[Language] = None,
-    ) -> Tuple[List[Tuple["_Decoded", List[bool]]], int]:
+    ) -> Tuple[List[Tuple["_Decoded", List[bool]]], int, List[bool]]:
         """Decode the examples' predicted docs (ignoring `threshold`) and mark each
         predicted entity correct if its characters and label match a gold entity. With
-        `nlp`, copies of the docs are first run through the components before this one.
+        `nlp`, fresh docs with the same tokens are first run through the components
+        before this one.
 
         RETURNS: per sorted sub-batch the decoded batch and the correctness flags of its
-            entities (in `_flat` order), and the number of gold entities.
+            entities (in `_flat` order); the number of gold entities; and the
+            correctness flags of the entities that were on the docs before decoding.
         """
         self._require_initialized()
         examples = list(examples)
@@ -565,13 +566,17 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
                 raise ValueError(Errors.BCE028.format(method=method, name=self.name, listener=listener))
         batches = []
         n_gold = 0
+        preset: List[bool] = []
+        for i, doc in enumerate(docs):
+            gold_set = {(e.start_char, e.end_char, e.label_) for e in examples[i].reference.ents}
+            n_gold += len(gold_set)
+            preset.extend((e.start_char, e.end_char, e.label_) in gold_set for e in doc.ents)
         for idx in self._sorted_sub_batches(docs):
             decoded = self._decode_sorted([docs[i] for i in idx])
             correct = []
             for i, spans in zip(idx, decoded.per_doc_spans):
                 doc, gold = docs[i], examples[i].reference
                 gold_set = {(e.start_char, e.end_char, e.label_) for e in gold.ents}
-                n_gold += len(gold_set)
                 for start, end, label in spans:
                     span = doc[start:end]
                     correct.append((span.start_char, span.end_char, label) in gold_set)
@@ -580,22 +585,26 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             raise ValueError(Errors.BCE025.format(
                 value=len(examples), name="examples",
                 detail=f"the model predicts no entity on them, so no {fitted} can be fitted"))
-        return batches, n_gold
+        return batches, n_gold, preset
 
     def _listener_name(self) -> Optional[str]:
         """RETURNS (Optional[str]): the name of the listener layer (a shared tok2vec's or
         a transformer's) this component's model reads its token vectors from, if any."""
         for node in self.model.walk():
-            if node.name in LISTENER_LAYER_NAMES:
+            if "listener" in node.name:  # spaCy's, spacy-transformers', curated-transformers'
                 return node.name
         return None
 
     def _run_upstream(self, nlp: Language, docs: List[Doc], method: str) -> List[Doc]:
-        """Copies of `docs`, processed by the components of `nlp` before this one."""
+        """Fresh docs with the tokens of `docs`, processed by the components of `nlp`
+        before this one (as `nlp` would process their text)."""
         components = [proc for _, proc in nlp.pipeline]
         if not any(proc is self for proc in components):
             raise ValueError(Errors.BCE029.format(method=method, name=self.name, pipes=nlp.pipe_names))
-        docs = [doc.copy() for doc in docs]
+        docs = [
+            Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
+            for doc in docs
+        ]
         for proc in components:
             if proc is self:
                 break

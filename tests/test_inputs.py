@@ -160,8 +160,29 @@ def test_fits_with_a_listener_need_the_pipeline(tmp_path):
     temperature = pipe.fit_confidence_temperature(dev, nlp=nlp)
     pipe.cfg["confidence_temperature"] = 123.0
     DocBin(docs=[eg.reference for eg in dev]).to_disk(tmp_path / "dev.spacy")
-    make_calibrate_on_save(path=tmp_path / "dev.spacy")(nlp)
+    nlp.config["paths"]["dev"] = str(tmp_path / "dev.spacy")
+    nlp.config["paths"]["train"] = str(tmp_path / "dev.spacy")
+    make_calibrate_on_save()(nlp)
     assert pipe.cfg["confidence_temperature"] == temperature
+
+
+def test_fit_threshold_counts_entities_set_upstream(monkeypatch):
+    """Entities already on the docs (e.g. from an upstream entity_ruler) are in the
+    pipeline's output whatever the threshold, so the F1 that fit_threshold maximizes must
+    count them, as `nlp.evaluate` / `spacy find-threshold` do. Here 3 such entities are
+    correct, of 6 gold; ours: one at 0.9 (correct) and three at 0.5 (one correct).
+    Counting the upstream entities, dropping the 0.5 group pays (F1 0.769 -> 0.800);
+    ignoring them, it would not (0.400 -> 0.286)."""
+    nlp = English()
+    pipe = nlp.add_pipe("bilstm_attn_crf", config={"model": SMALL_HEAD})
+    nlp.initialize(lambda: make_examples(nlp))
+    correct = [True, True, False, False]
+    scores = [0.9, 0.5, 0.5, 0.5]
+    monkeypatch.setattr(
+        pipe, "_held_out_predictions", lambda *args, **kwargs: ([("batch", correct)], 6, [True] * 3)
+    )
+    monkeypatch.setattr(pipe, "_flat", lambda decoded, t: [(None, s) for s in scores])
+    assert pipe.fit_threshold(make_examples(nlp), thresholds=[0.0, 0.6]) == 0.6
 
 
 @pytest.fixture(scope="module")

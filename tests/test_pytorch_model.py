@@ -317,6 +317,34 @@ def test_variational_eval_equals_stacked_lstm():
     torch.testing.assert_close(layered(inputs, lengths), stacked(inputs, lengths))
 
 
+def test_variational_emitter_drops_whole_features_per_sequence():
+    """In training, the first BiLSTM layer sees each input feature kept or dropped for
+    every time step of a sequence (not a new draw per token), and so does the second
+    layer for its inputs; eval mode drops nothing."""
+    model = make_emitter(variational_dropout=True, input_dropout=0.5, dropout=0.5).train()
+    seen = []
+
+    def record(module, args):
+        data, _ = pad_packed_sequence(args[0], batch_first=True)
+        seen.append(data.detach().clone())
+
+    hooks = [layer.register_forward_pre_hook(record) for layer in model.lstm]
+    inputs, lengths = pad_batch([torch.ones(n, INPUT_SIZE) for n in (9, 4, 6)])
+    torch.manual_seed(0)
+    model(inputs, lengths)
+    first, second = seen
+    for data in (first, second):
+        for i, n in enumerate(lengths.tolist()):
+            kept = data[i, :n] != 0
+            assert torch.equal(kept, kept[:1].expand_as(kept)), i
+    assert (first[:, 0] == 0).any() and (first[:, 0] != 0).any()  # something was dropped
+    seen.clear()
+    model.eval()(inputs, lengths)
+    assert (seen[0][0, :9] == 1).all()
+    for hook in hooks:
+        hook.remove()
+
+
 @pytest.mark.parametrize("p", [0.0, 0.3, 0.5])
 def test_locked_dropout_one_mask_per_sequence(p):
     layer = LockedDropout(p).train()
@@ -416,7 +444,7 @@ def test_bad_inputs_raise(inputs, lengths):
         ({"hidden_size": 0}, "BCE041"),
         ({"hidden_size": 8.0}, "BCE041"),
         ({"variational_dropout": "yes"}, "BCE041"),
-        ({"variational_dropout": True, "dropout": 1.0}, "BCE041"),
+        ({"variational_dropout": 1}, "BCE041"),
     ],
 )
 def test_bad_settings_raise(kwargs, code):

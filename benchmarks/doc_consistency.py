@@ -21,13 +21,9 @@ given, which should be dev: this is selection, and test is not read.
 
 import argparse
 import collections
-import datetime
-import json
-import os
-import platform
-import sys
-from pathlib import Path
 from typing import Dict, List, Sequence, Set, Tuple
+
+from bench_common import fix_threads, write_result
 
 Ent = Tuple[int, int, str]
 MIN_CONFIDENCES = (0.0, 0.5, 0.8, 0.9)
@@ -95,16 +91,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", default="benchmarks/results/doc_consistency.json")
     args = parser.parse_args()
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    fix_threads(args.threads)
     import spacy
-    import torch
     from spacy.tokens import Doc
 
     from spacy_bilstm_crf.corpus import docs_from_conll_data, group_sentences, parse_conll
 
-    torch.set_num_threads(args.threads)
-    print(f"torch threads: {torch.get_num_threads()}")
     data = parse_conll(args.conll)
     sentences = docs_from_conll_data(data)  # one Doc per sentence, in file order
     documents: List[List[int]] = []
@@ -135,23 +127,15 @@ def main() -> None:
         print(f"{name}:")
         for key, r in res.items():
             print(f"  {key:36} P {r['p']:6.2f}  R {r['r']:6.2f}  F1 {r['f']:6.2f}")
-    out = {
-        "command": " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "versions": {
-            "python": platform.python_version(),
-            "spacy": spacy.__version__,
-            "torch": torch.__version__,
+    write_result(
+        args.output,
+        args.threads,
+        {
+            "documents": len(documents),
+            "sentences": len(sentences),
+            "results": results,
         },
-        "threads": args.threads,
-        "documents": len(documents),
-        "sentences": len(sentences),
-        "results": results,
-    }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    )
 
 
 if __name__ == "__main__":

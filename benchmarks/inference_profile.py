@@ -17,15 +17,11 @@ Printed in microseconds per word (median of the rounds) and written as JSON.
 """
 
 import argparse
-import datetime
-import json
-import os
-import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Dict, List
+
+from bench_common import fix_threads, write_result
 
 
 def main() -> None:
@@ -39,8 +35,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--output", default="benchmarks/results/inference_profile.json")
     args = parser.parse_args()
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    fix_threads(args.threads)
     import spacy
     import torch
     from spacy.tokens import Doc, DocBin
@@ -52,8 +47,6 @@ def main() -> None:
         length_mask,
     )
 
-    torch.set_num_threads(args.threads)
-    print(f"torch threads: {torch.get_num_threads()}")
     nlp = spacy.load(args.model)
     pipe = nlp.get_pipe(args.component)
     gold = list(DocBin().from_disk(args.data).get_docs(nlp.vocab))
@@ -102,24 +95,16 @@ def main() -> None:
     result = {k: round(1e6 * statistics.median(v[1:]) / n_words, 2) for k, v in times.items()}
     for k, v in result.items():
         print(f"{k:22} {v:6.2f} us/word")
-    out = {
-        "command": " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "versions": {
-            "python": platform.python_version(),
-            "spacy": spacy.__version__,
-            "torch": torch.__version__,
+    write_result(
+        args.output,
+        args.threads,
+        {
+            "docs": len(docs),
+            "words": n_words,
+            "sub_batches": len(batches),
+            "us_per_word_median": result,
         },
-        "threads": args.threads,
-        "docs": len(docs),
-        "words": n_words,
-        "sub_batches": len(batches),
-        "us_per_word_median": result,
-    }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    )
 
 
 if __name__ == "__main__":

@@ -13,13 +13,10 @@ record, test. A bias would be chosen on dev; test shows whether the choice carri
 """
 
 import argparse
-import datetime
-import json
-import os
-import platform
-import sys
 from pathlib import Path
 from typing import Dict, List
+
+from bench_common import fix_threads, write_result
 
 BIASES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
@@ -33,18 +30,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", default="benchmarks/results/o_bias.json")
     args = parser.parse_args()
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    fix_threads(args.threads)
     import spacy
-    import torch
     from spacy.scorer import Scorer
     from spacy.tokens import Doc, DocBin
     from spacy.training import Example
 
     import spacy_bilstm_crf.pipeline_component as pipeline_component
 
-    torch.set_num_threads(args.threads)
-    print(f"torch threads: {torch.get_num_threads()}")
     unbiased = pipeline_component.predict_emissions
     bias = [0.0]
 
@@ -73,21 +66,13 @@ def main() -> None:
         results[name] = res
         for split, row in res.items():
             print(f"{name:24} {split:5} " + "  ".join(f"b={b}: {f:6.2f}" for b, f in row.items()))
-    out = {
-        "command": " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "versions": {
-            "python": platform.python_version(),
-            "spacy": spacy.__version__,
-            "torch": torch.__version__,
+    write_result(
+        args.output,
+        args.threads,
+        {
+            "results": results,
         },
-        "threads": args.threads,
-        "results": results,
-    }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    )
 
 
 if __name__ == "__main__":

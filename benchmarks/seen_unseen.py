@@ -14,14 +14,10 @@ it reads the test split only to describe models already chosen on dev.
 """
 
 import argparse
-import datetime
-import json
-import os
-import platform
-import sys
 from collections import Counter
-from pathlib import Path
 from typing import Dict, List, Set, Tuple
+
+from bench_common import fix_threads, write_result
 
 Ent = Tuple[int, int, str]
 
@@ -64,14 +60,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", default="benchmarks/results/seen_unseen.json")
     args = parser.parse_args()
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    fix_threads(args.threads)
     import spacy
-    import torch
     from spacy.tokens import Doc, DocBin
 
-    torch.set_num_threads(args.threads)
-    print(f"torch threads: {torch.get_num_threads()}")
     blank = spacy.blank("en")
     train = list(DocBin().from_disk(args.train).get_docs(blank.vocab))
     test = list(DocBin().from_disk(args.test).get_docs(blank.vocab))
@@ -91,22 +83,14 @@ def main() -> None:
             print(
                 f"{name:32} {split:7} {r['gold']:>6} {r['p']:>6.2f} {r['r']:>6.2f} {r['f']:>6.2f}"
             )
-    out = {
-        "command": " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "versions": {
-            "python": platform.python_version(),
-            "spacy": spacy.__version__,
-            "torch": torch.__version__,
+    write_result(
+        args.output,
+        args.threads,
+        {
+            "train_entity_texts": len(seen),
+            "results": results,
         },
-        "threads": args.threads,
-        "train_entity_texts": len(seen),
-        "results": results,
-    }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    )
 
 
 if __name__ == "__main__":

@@ -17,13 +17,10 @@ per-label setting would pay. Only dev chooses; test is reported.
 """
 
 import argparse
-import datetime
-import json
-import os
-import platform
 import sys
-from pathlib import Path
 from typing import Any, Dict, List
+
+from bench_common import fix_threads, write_result
 
 
 def main() -> None:
@@ -43,17 +40,12 @@ def main() -> None:
     )
     parser.add_argument("--output", default="benchmarks/results/threshold.json")
     args = parser.parse_args()
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    fix_threads(args.threads)
     import spacy
-    import torch
     from spacy.tokens import Doc, DocBin
     from spacy.training import Example
 
     from spacy_bilstm_crf.pipeline_component import DEFAULT_THRESHOLDS
-
-    torch.set_num_threads(args.threads)
-    print(f"torch threads: {torch.get_num_threads()}")
 
     def examples(nlp, path: str) -> List[Example]:  # type: ignore[no-untyped-def]
         gold = DocBin().from_disk(path).get_docs(nlp.vocab)
@@ -133,23 +125,15 @@ def main() -> None:
                 f"test F1 {results[name]['per_label']['test_f']:.2f}",
                 flush=True,
             )
-    out = {
-        "command": " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "versions": {
-            "python": platform.python_version(),
-            "spacy": spacy.__version__,
-            "torch": torch.__version__,
+    write_result(
+        args.output,
+        args.threads,
+        {
+            "fit_temperature": args.fit_temperature,
+            "per_label": args.per_label,
+            "results": results,
         },
-        "threads": args.threads,
-        "fit_temperature": args.fit_temperature,
-        "per_label": args.per_label,
-        "results": results,
-    }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,47 @@
+"""What the benchmark scripts share: a fixed thread count, and result JSON that records
+the command, date, machine and versions of the run.
+
+Import it from a script run as ``python benchmarks/NAME.py`` (its folder is on sys.path).
+"""
+
+import datetime
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any, Dict
+
+
+def fix_threads(threads: int) -> None:
+    """Fix the BLAS/OpenMP and torch thread counts and print torch's. Call it before
+    importing spaCy or numpy, so that the environment variables take effect."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    print(f"torch threads: {torch.get_num_threads()}")
+
+
+def write_result(path: str, threads: int, results: Dict[str, Any]) -> None:
+    """Write `results` as JSON to `path`, after the run's command, date, machine,
+    versions (Python, spaCy, torch) and thread count."""
+    import spacy
+    import torch
+
+    out = {
+        "command": " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "versions": {
+            "python": platform.python_version(),
+            "spacy": spacy.__version__,
+            "torch": torch.__version__,
+        },
+        "threads": threads,
+        **results,
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {path}")

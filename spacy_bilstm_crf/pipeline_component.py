@@ -458,9 +458,10 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
 
         examples (Iterable[Example]): Held-out examples, e.g. the dev set.
         temperatures (Optional[Sequence[float]]): The candidates (default 0.5 to 4).
-        nlp (Optional[Language]): The pipeline this component is part of. If given, copies
-            of the examples' docs are first processed by the pipeline's earlier components
-            (required when the model listens to a shared tok2vec or a transformer).
+        nlp (Optional[Language]): The pipeline this component is part of. If given, fresh
+            docs with the examples' tokens are first processed by the pipeline's earlier
+            components (required when the model listens to a shared tok2vec or a
+            transformer).
         RETURNS (float): The chosen temperature.
         """
         if temperatures is None:
@@ -564,22 +565,24 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             listener = self._listener_name()
             if listener is not None:
                 raise ValueError(Errors.BCE028.format(method=method, name=self.name, listener=listener))
+        # (start char, end char, label) of each example's gold entities
+        gold_sets = [
+            {(e.start_char, e.end_char, e.label_) for e in eg.reference.ents} for eg in examples
+        ]
+        n_gold = sum(len(gold_set) for gold_set in gold_sets)
+        preset = [
+            (e.start_char, e.end_char, e.label_) in gold_set
+            for doc, gold_set in zip(docs, gold_sets)
+            for e in doc.ents
+        ]
         batches = []
-        n_gold = 0
-        preset: List[bool] = []
-        for i, doc in enumerate(docs):
-            gold_set = {(e.start_char, e.end_char, e.label_) for e in examples[i].reference.ents}
-            n_gold += len(gold_set)
-            preset.extend((e.start_char, e.end_char, e.label_) in gold_set for e in doc.ents)
         for idx in self._sorted_sub_batches(docs):
             decoded = self._decode_sorted([docs[i] for i in idx])
             correct = []
             for i, spans in zip(idx, decoded.per_doc_spans):
-                doc, gold = docs[i], examples[i].reference
-                gold_set = {(e.start_char, e.end_char, e.label_) for e in gold.ents}
                 for start, end, label in spans:
-                    span = doc[start:end]
-                    correct.append((span.start_char, span.end_char, label) in gold_set)
+                    span = docs[i][start:end]
+                    correct.append((span.start_char, span.end_char, label) in gold_sets[i])
             batches.append((decoded, correct))
         if not any(correct for _, correct in batches):
             raise ValueError(Errors.BCE025.format(

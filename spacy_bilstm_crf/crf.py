@@ -21,11 +21,13 @@ product per step instead of a log-sum-exp over a (batch, tags, tags) tensor), an
 gradient comes from forward-backward marginals in a custom autograd function rather than
 from autograd through the time loop (faster at the sizes that matter, and autograd through
 log(0) at unreachable tags, e.g. with a tag mask, gives NaN gradients; see
-benchmarks/RESULTS.md). float64 inputs are computed in float64, everything else in
-float32. exp() of a score more than ~80 (float32) / ~700 (float64) below the best tag of
+benchmarks/RESULTS.md). float64 inputs are computed in float64, everything else
+(half-precision emissions too) in float32. Transition scores enter the recursions as
+exp(T - max T), so large ones cannot overflow. exp() of a score more than ~80 (float32) /
+~700 (float64), minus the spread of the allowed transition scores, below the best tag of
 its step would underflow and could lose a path that wins later; when that happens anywhere
 in a batch, that batch is recomputed with the exact log-sum-exp recursion, so results stay
-exact for any score range. Forbidden moves are -inf scores (exp = 0); no -inf - -inf is
+exact for any score range. Emissions must not be NaN or +inf (-inf forbids a tag). Forbidden moves are -inf scores (exp = 0); no -inf - -inf is
 ever formed, so there are no NaNs, also in gradients, and forbidden parameter entries get
 a zero gradient.
 
@@ -166,7 +168,7 @@ class CRF(nn.Module):
         tag_mask (Optional[torch.Tensor]): Bool (batch_size, seq_length, num_tags), the gold
             tags allowed at each position (all True where the gold tag is unknown).
         RETURNS (torch.Tensor): The log-likelihood, (batch_size,) if reduction is "none",
-            else a scalar.
+            else a scalar; float64 for float64 emissions, else float32.
         """
         if reduction not in REDUCTIONS:
             raise ValueError(Errors.BCE011.format(reduction=reduction))
@@ -603,7 +605,18 @@ class CRF(nn.Module):
         on = mask.unsqueeze(2)
         emissions = torch.where(on, emissions, torch.zeros((), dtype=emissions.dtype,
                                                            device=emissions.device))
-        emissions = emissions.contiguous()
+        # half-precision emissions are summed and scored in float32 (differentiably)
+        emissions = emissions.to(_compute_dtype(emissions.dtype)).contiguous()
+        # (past the mask anything goes: it was zeroed above)
+        bad = torch.isnan(emissions) | torch.isposinf(emissions)
+        if emissions.numel() and bool(bad.any()):
+            raise ValueError(
+                Errors.BCE010.format(
+                    name="emissions",
+                    expected="no NaN or +inf values within the mask (-inf forbids a tag)",
+                    got="NaN" if bool(torch.isnan(emissions).any()) else "+inf",
+                )
+            )
         if tags is not None:
             tags = torch.where(mask, tags, torch.zeros_like(tags))
             if tags.numel() and bool(((tags < 0) | (tags >= self.num_tags)).any()):
@@ -731,12 +744,27 @@ class _Recursion(NamedTuple):
     scaled: torch.Tensor
 
 
-def _lost(shifted: torch.Tensor) -> bool:
-    """Whether exp() underflows for a finite, non-forbidden entry of `shifted` (x - max)."""
+def _lost(shifted: torch.Tensor, spread: float = 0.0) -> bool:
+    """Whether exp() underflows for a finite, non-forbidden entry of `shifted` (x - max)
+    times the smallest allowed exp(T - max(T)), exp(spread) (see `_exp_transitions`)."""
     if shifted.numel() == 0:
         return False
-    small = shifted < _UNDERFLOW[shifted.dtype]
+    small = shifted < _UNDERFLOW[shifted.dtype] - spread
     return bool((small & (shifted != _NEG_INF)).any())
+
+
+def _exp_transitions(transitions: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, float]:
+    """exp(T - c) with c the largest allowed (finite) transition score, so that no entry
+    overflows; c (a 0-d tensor, 0 if nothing is allowed); and the spread, min(T - c) over
+    the allowed entries (<= 0): the scaled recursions lose nothing as long as
+    (x - max) + spread stays above `_UNDERFLOW` (`_lost`).
+    """
+    allowed = torch.isfinite(transitions)
+    if not bool(allowed.any()):
+        return transitions.exp(), transitions.new_zeros(()), 0.0
+    top = transitions.masked_fill(~allowed, _NEG_INF).amax()
+    spread = float(transitions.masked_fill(~allowed, float("inf")).amin() - top)
+    return (transitions - top).exp(), top, spread
 
 
 def _alphas(
@@ -753,8 +781,8 @@ def _alphas(
     """
     lowest = torch.finfo(emissions.dtype).min
     ragged = not bool(mask.all())
-    # shape: (num_tags, num_tags)
-    exp_transitions = transitions.exp()
+    # shape: (num_tags, num_tags): exp(T - shift)
+    exp_transitions, shift, spread = _exp_transitions(transitions)
     # per step, shape: (batch_size, num_tags) and (batch_size, 1)
     em, on = emissions.unbind(0), mask.unsqueeze(2).unbind(0)
     # shape: (batch_size, num_tags)
@@ -765,13 +793,13 @@ def _alphas(
         top = alpha.amax(1, keepdim=True).clamp_min(lowest)
         # shape: (batch_size, num_tags)
         p = torch.exp(alpha - top)
-        nxt = torch.log(torch.mm(p, exp_transitions)) + (top + em[t])
+        nxt = torch.log(torch.mm(p, exp_transitions)) + (top + em[t] + shift)
         alpha = torch.where(on[t], nxt, alpha) if ragged else nxt
         alphas.append(alpha)
         tops.append(top)
         scaled.append(p)
     out = _stack(alphas, tops, scaled, emissions)
-    if not _lost(out.scores[:-1] - out.tops):
+    if not _lost(out.scores[:-1] - out.tops, spread):
         return out
     # exact: log-sum-exp over (batch_size, from, to)
     alpha = start + emissions[0]
@@ -795,7 +823,8 @@ def _betas(
     seq_length, batch_size, num_tags = emissions.shape
     lowest = torch.finfo(emissions.dtype).min
     # shape: (num_tags, num_tags), [to, from]
-    exp_transitions_t = transitions.exp().t().contiguous()
+    exp_transitions, shift, spread = _exp_transitions(transitions)
+    exp_transitions_t = exp_transitions.t().contiguous()
     # shape: (batch_size, num_tags)
     final = end.unsqueeze(0).expand(batch_size, num_tags)
     # per step, shape: (batch_size, num_tags) and (batch_size, 1)
@@ -807,7 +836,7 @@ def _betas(
         v = em[t] + beta
         top = v.amax(1, keepdim=True).clamp_min(lowest)
         p = torch.exp(v - top)
-        nxt = torch.log(torch.mm(p, exp_transitions_t)) + top
+        nxt = torch.log(torch.mm(p, exp_transitions_t)) + (top + shift)
         beta = torch.where(on[t], nxt, final)
         betas.append(beta)
         tops.append(top)
@@ -816,7 +845,7 @@ def _betas(
     for seq in (betas, tops, scaled, values):
         seq.reverse()
     out = _stack(betas, tops, scaled, emissions)
-    if seq_length < 2 or not _lost(torch.stack(values) - out.tops):
+    if seq_length < 2 or not _lost(torch.stack(values) - out.tops, spread):
         return out
     beta = final
     betas = [beta]
@@ -890,8 +919,9 @@ def _transition_counts(
     num_tags = emissions.shape[2]
     if emissions.shape[0] < 2:
         return torch.zeros_like(transitions)
+    exp_transitions, shift, _ = _exp_transitions(transitions)
     # shape: (seq_length - 1, batch_size, 1)
-    scale = torch.exp(fwd.tops + bwd.tops - log_z.view(1, -1, 1))
+    scale = torch.exp(fwd.tops + bwd.tops - log_z.view(1, -1, 1) + shift)
     on = weights[1:].unsqueeze(2) != 0
     scale = torch.where(on, scale * weights[1:].unsqueeze(2), torch.zeros_like(scale))
     if bool(torch.isfinite(scale).all()):
@@ -899,7 +929,7 @@ def _transition_counts(
         counts = torch.mm(
             (fwd.scaled * scale).reshape(-1, num_tags).t(), bwd.scaled.reshape(-1, num_tags)
         )
-        counts = counts * transitions.exp()
+        counts = counts * exp_transitions
         if bool(torch.isfinite(counts).all()):
             return counts
     # exact fallback (scales out of range): the (seq, batch, tags, tags) pairwise posteriors
@@ -910,7 +940,10 @@ def _transition_counts(
         + (emissions[1:] + bwd.scores[1:]).unsqueeze(2)
         - log_z.view(1, -1, 1, 1)
     )
-    pair = torch.exp(pair) * weights[1:].view(*weights[1:].shape, 1, 1)
+    # shape: (seq_length - 1, batch_size, 1, 1)
+    w = weights[1:].view(*weights[1:].shape, 1, 1)
+    # past a sequence's end (weight 0) pair is meaningless and may be +inf: exp it nowhere
+    pair = torch.exp(pair.masked_fill(w == 0, _NEG_INF)) * w
     return pair.sum((0, 1))
 
 

@@ -350,6 +350,86 @@ def test_huge_score_ranges_fall_back_to_exact_recursion(dtype):
     assert torch.isfinite(crf.transitions.grad).all()
 
 
+def test_ragged_batch_with_large_scores_gives_finite_transition_gradients():
+    """A short sequence whose last token strongly prefers a tag that may not end a sequence
+    (B- in BILUO): past its end the pairwise scores are huge; they must not turn into NaN
+    gradients (exp(inf) * weight 0) in the exact fallback of the transition counts."""
+    scheme = TagScheme("BILUO", ["A"])  # O, B-A, I-A, L-A, U-A
+    OUT = 0
+    B, L, U = (scheme.tag_id(prefix, "A") for prefix in "BLU")
+    crf = make_crf(scheme, scale=0.0, dtype=torch.float32)
+    crf64 = make_crf(scheme, scale=0.0)
+    emissions = torch.zeros(2, 2, scheme.num_tags)
+    emissions[0, 0, OUT] = emissions[0, 1, L] = emissions[1, 0, B] = 100.0
+    mask = torch.tensor([[True, True], [True, False]])
+    tags = torch.tensor([[OUT, U], [U, OUT]])
+    for model, dtype in ((crf, torch.float32), (crf64, torch.float64)):
+        model(emissions.to(dtype), tags, mask=mask).backward()
+    assert torch.isfinite(crf.transitions.grad).all()
+    assert crf.transitions.grad.double().numpy() == pytest.approx(
+        crf64.transitions.grad.numpy(), abs=1e-5)
+
+
+@pytest.mark.parametrize("low,high", [(-110.0, -110.0), (0.0, -105.0), (95.0, 95.0)])
+def test_transition_scores_beyond_exp_range_are_exact(low, high):
+    """Allowed transition scores whose exp() under- or overflows in float32 (e.g. all
+    -110: a false "no allowed path"; -105 into a tag that a +200 emission makes win later:
+    a path lost; +95: inf) still give float64's log Z, likelihood and gradients."""
+    crf = make_crf(None, scale=0.0, dtype=torch.float32)
+    with torch.no_grad():
+        crf.transitions.fill_(low)
+        crf.transitions[:, 1] = high
+    crf64 = make_crf(None, scale=0.0)
+    crf64.load_state_dict(crf.state_dict())
+    emissions = torch.zeros(2, 3, NUM_TAGS_UNCONSTRAINED)
+    emissions[0, 0, 1] = -50.0
+    emissions[0, 1, 1] = 200.0
+    tags = torch.tensor([[0, 1, 0], [2, 1, 3]])
+    for b in range(2):
+        expected = logsumexp(all_scores(crf64, emissions[b].double(), 3).values())
+        assert crf.log_partition(emissions)[b].item() == pytest.approx(expected, rel=1e-6)
+    llh = crf(emissions, tags, reduction="none")
+    llh64 = crf64(emissions.double(), tags, reduction="none")
+    assert llh.detach().double().numpy() == pytest.approx(llh64.detach().numpy(), abs=1e-3)
+    llh.sum().backward()
+    llh64.sum().backward()
+    assert crf.transitions.grad.double().numpy() == pytest.approx(
+        crf64.transitions.grad.numpy(), abs=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_emissions_are_scored_in_float32(dtype):
+    crf = make_crf(SCHEMES["BIO"], seed=30, dtype=torch.float32)
+    emissions, mask = random_inputs(crf, [300, 120, 1], 300, seed=31, dtype=torch.float32)
+    half = emissions.to(dtype)
+    tags = torch.tensor(crf.decode(half.float(), mask=mask)[0] + [0] * 0).expand(3, 300)
+    tags = tags.masked_fill(~mask, 0)
+    e = half.clone().requires_grad_()
+    llh = crf(e, tags, mask=mask, reduction="none")
+    assert llh.dtype == torch.float32
+    expected = crf(half.float(), tags, mask=mask, reduction="none")
+    assert llh.detach().numpy() == pytest.approx(expected.detach().numpy(), abs=1e-3)
+    llh.sum().backward()
+    assert e.grad.dtype == dtype and torch.isfinite(e.grad).all()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_nan_or_positive_inf_emissions_raise(value):
+    """+inf - inf is NaN inside the recursions (a forbidden path could be decoded): a
+    clear error instead; -inf (forbid a tag) stays allowed, anything past the mask too."""
+    crf = make_crf(SCHEMES["BIO"], dtype=torch.float32)
+    emissions = torch.zeros(1, 2, crf.num_tags)
+    emissions[0, 1, 2] = value
+    for call in (lambda: crf.decode(emissions), lambda: crf.marginals(emissions),
+                 lambda: crf(emissions, torch.zeros(1, 2, dtype=torch.long))):
+        with pytest.raises(ValueError, match="BCE010.*NaN or \\+inf"):
+            call()
+    emissions[0, 1, 2] = float("-inf")
+    assert crf.decode(emissions)[0][1] != 2
+    emissions[0, 1, 2] = value
+    assert len(crf.decode(emissions, mask=torch.tensor([[True, False]]))[0]) == 1
+
+
 # ---------------------------------------------------------------------- pytorch-crf
 @pytest.mark.parametrize("batch_first", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

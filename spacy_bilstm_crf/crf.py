@@ -608,8 +608,8 @@ class CRF(nn.Module):
         # half-precision emissions are summed and scored in float32 (differentiably)
         emissions = emissions.to(_compute_dtype(emissions.dtype)).contiguous()
         # (past the mask anything goes: it was zeroed above)
-        bad = torch.isnan(emissions) | torch.isposinf(emissions)
-        if emissions.numel() and bool(bad.any()):
+        invalid = torch.isnan(emissions) | torch.isposinf(emissions)
+        if emissions.numel() and bool(invalid.any()):
             raise ValueError(
                 Errors.BCE010.format(
                     name="emissions",

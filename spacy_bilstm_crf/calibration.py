@@ -2,14 +2,16 @@
 
 Each entity a pipeline predicts has a confidence (`doc.spans[spans_key].attrs["scores"]`,
 the exact posterior that exactly this span has exactly this label). It is correct if the
-same start, end and label is a gold entity. ECE = sum over equal-width confidence bins of
+same start, end and label is a gold entity, and judged as spaCy's NER scorer judges it:
+not at all where the gold data has no entity annotation. ECE = sum over equal-width confidence bins of
 (bin size / N) * |accuracy(bin) - mean confidence(bin)|.
 """
 
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
+from spacy.training import Example
 
 from .errors import Errors
 
@@ -51,11 +53,51 @@ def expected_calibration_error(
     return ece, bins
 
 
+def judge_entities(
+    example: Example, spans: Sequence[Tuple[int, int, str]]
+) -> List[Optional[bool]]:
+    """Whether each predicted entity is correct, as spaCy's NER scorer (`ents_f`) judges
+    it: None (neither right nor wrong) if the reference has no entity annotation, or the
+    span does not align to it, or a gold token under it has no annotation (missing);
+    else whether a gold entity has the same aligned tokens and label.
+
+    example (Example): The example; `spans` are on the tokens of `example.predicted`.
+    spans (Sequence[Tuple[int, int, str]]): (start, end, label) of each predicted entity.
+    RETURNS (List[Optional[bool]]): One flag per span.
+    """
+    ref = example.reference
+    if not spans:
+        return []
+    if not ref.has_annotation("ENT_IOB"):
+        return [None] * len(spans)
+    golds = {(e.start, e.end, e.label_) for e in ref.ents}
+    x2y = example.alignment.x2y
+    out: List[Optional[bool]] = []
+    for start, end, label in spans:
+        indices = x2y[start:end]
+        if not len(indices):
+            out.append(None)
+            continue
+        first, last = int(indices[0]), int(indices[-1]) + 1
+        if any(ref[i].ent_iob == 0 for i in range(first, last)):
+            out.append(None)
+        else:
+            out.append((first, last, label) in golds)
+    return out
+
+
+def count_gold_entities(examples: Iterable[Example]) -> int:
+    """The number of gold entities spaCy's NER scorer counts (annotated references only)."""
+    return sum(len(eg.reference.ents) for eg in examples if eg.reference.has_annotation("ENT_IOB"))
+
+
 def entity_confidences(
     nlp: Language, gold_docs: Iterable[Doc], component: str = "bilstm_attn_crf", batch_size: int = 256
 ) -> Tuple[List[float], List[bool]]:
     """Run the pipeline on the gold tokens of each doc and pair each predicted entity's
     confidence with whether it is correct (same tokens and label as a gold entity).
+    Entities the NER scorer would not judge (`judge_entities`: e.g. on a doc without
+    entity annotation) are left out.
 
     RETURNS (Tuple[List[float], List[bool]]): Confidences and correctness flags.
     """
@@ -68,9 +110,10 @@ def entity_confidences(
     confidences: List[float] = []
     correct: List[bool] = []
     for gold, doc in zip(gold_docs, nlp.pipe(inputs, batch_size=batch_size)):
-        gold_set = {(e.start, e.end, e.label_) for e in gold.ents}
         group = doc.spans[key]
-        for span, score in zip(group, group.attrs["scores"]):
-            confidences.append(float(score))
-            correct.append((span.start, span.end, span.label_) in gold_set)
+        flags = judge_entities(Example(doc, gold), [(s.start, s.end, s.label_) for s in group])
+        for flag, score in zip(flags, group.attrs["scores"]):
+            if flag is not None:
+                confidences.append(float(score))
+                correct.append(flag)
     return confidences, correct

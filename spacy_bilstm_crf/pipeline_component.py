@@ -26,6 +26,7 @@ import numpy
 import srsly
 import torch
 from spacy import util
+from spacy.attrs import ENT_IOB, ENT_TYPE, IS_SPACE, SENT_START
 from spacy.errors import Errors as SpacyErrors
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
@@ -46,6 +47,7 @@ from .architectures import (
     set_tag_scheme,
     unpad_from_torch,
 )
+from .calibration import count_gold_entities, judge_entities
 from .crf import CRF
 from .errors import Errors
 from .tag_scheme import SCHEMES, TagScheme, UnknownLabelError, validate_label
@@ -313,27 +315,30 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             if not given, they are read from the examples.
         """
         validate_get_examples(get_examples, "BiLSTMAttnCRFRecognizer.initialize")
-        # check the sample before touching a trained model: a failed re-initialize
-        # (e.g. on an empty generator) must not leave the component without weights
-        doc_sample = [eg.predicted for eg in islice(get_examples(), 10)]
+        # check the sample and the labels before touching a trained model: a failed
+        # re-initialize (e.g. on an empty generator) must not leave it without weights.
+        # The sample that sizes the model: the first 10 docs with tokens.
+        doc_sample = list(islice((eg.predicted for eg in get_examples() if len(eg.predicted)), 10))
         if not doc_sample:
             raise ValueError(SpacyErrors.E923.format(name=self.name))
-        if self.is_initialized:
-            # re-initializing: start from a fresh model with the (new) label set
-            self.model.get_ref("head").layers.clear()
         if labels is not None:
-            self.cfg["labels"] = []
-            for label in labels:
-                self.add_label(label)
+            new_labels = list(labels)
         else:
             found = set(self.labels)
             for eg in get_examples():
                 for ent in eg.reference.ents:
                     found.add(ent.label_)
-            for label in sorted(found):
-                self.add_label(label)
-        if not self.labels:
+            new_labels = sorted(found)
+        for label in new_labels:
+            validate_label(label)
+        if not new_labels:
             raise ValueError(Errors.BCE021.format(name=self.name))
+        if self.is_initialized:
+            # re-initializing: start from a fresh model with the (new) label set
+            self.model.get_ref("head").layers.clear()
+        self.cfg["labels"] = []
+        for label in new_labels:
+            self.add_label(label)
         # labels sorted for a model that does not depend on data order
         self.cfg["labels"] = sorted(self.labels)
         set_tag_scheme(self.model, self.tag_scheme)
@@ -343,10 +348,9 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
     def _initialize_before_deserializing(self) -> None:
         """Build the torch module from cfg so that its weights can be loaded."""
         head = self.model.get_ref("head")
-        if head.layers or not self.labels:
+        # not initialized when saved (e.g. only labels added): nothing to build
+        if head.layers or not self.labels or self.cfg.get("nI") is None:
             return
-        if self.cfg.get("nI") is None:
-            raise ValueError(SpacyErrors.E149)
         set_tag_scheme(self.model, self.tag_scheme)
         build_head(head, int(self.cfg["nI"]))
 
@@ -453,7 +457,8 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         set it in the component's cfg, so that it is saved with the pipeline.
 
         The model predicts entities on each example's `predicted` doc; each prediction is
-        correct if its start, end (characters) and label match a gold entity. The chosen
+        judged as spaCy's NER scorer judges it: correct if its aligned tokens and label
+        match a gold entity, left out where the gold data has no entity annotation. The chosen
         temperature minimizes the log loss of the confidences against correctness.
 
         examples (Iterable[Example]): Held-out examples, e.g. the dev set.
@@ -477,6 +482,8 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             total, n = 0.0, 0
             for decoded, correct in batches:
                 for (_, scores), c in zip(self._flat(decoded, t), correct):
+                    if c is None:
+                        continue
                     p = min(max(scores, 1e-7), 1 - 1e-7)
                     total -= numpy.log(p) if c else numpy.log(1 - p)
                     n += 1
@@ -526,6 +533,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             (score, c)
             for decoded, correct in batches
             for (_, score), c in zip(self._flat(decoded, temperature), correct)
+            if c is not None
         ]
         best_t, best_f = 0.0, -1.0
         for t in sorted(float(t) for t in thresholds):
@@ -545,15 +553,17 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         method: str,
         fitted: str,
         nlp: Optional[Language] = None,
-    ) -> Tuple[List[Tuple["_Decoded", List[bool]]], int, List[bool]]:
-        """Decode the examples' predicted docs (ignoring `threshold`) and mark each
-        predicted entity correct if its characters and label match a gold entity. With
-        `nlp`, fresh docs with the same tokens are first run through the components
-        before this one.
+    ) -> Tuple[List[Tuple["_Decoded", List[Optional[bool]]]], int, List[bool]]:
+        """Decode the examples' predicted docs (ignoring `threshold`) and judge each
+        predicted entity as spaCy's NER scorer does (`calibration.judge_entities`:
+        correct if its aligned tokens and label match a gold entity; neither right nor
+        wrong where the gold data has no entity annotation). With `nlp`, fresh docs with
+        the same tokens are first run through the components before this one.
 
-        RETURNS: per sorted sub-batch the decoded batch and the correctness flags of its
-            entities (in `_flat` order); the number of gold entities; and the
-            correctness flags of the entities that were on the docs before decoding.
+        RETURNS: per sorted sub-batch the decoded batch and the flags of its entities (in
+            `_flat` order; None if not judged); the number of gold entities the scorer
+            counts; and the flags of the judged entities that were on the docs before
+            decoding.
         """
         self._require_initialized()
         examples = list(examples)
@@ -565,36 +575,35 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             listener = self._listener_name()
             if listener is not None:
                 raise ValueError(Errors.BCE028.format(method=method, name=self.name, listener=listener))
-        # (start char, end char, label) of each example's gold entities
-        gold_sets = [
-            {(e.start_char, e.end_char, e.label_) for e in eg.reference.ents} for eg in examples
-        ]
-        n_gold = sum(len(gold_set) for gold_set in gold_sets)
+        # judged as spaCy's NER scorer judges (None: neither right nor wrong)
+        n_gold = count_gold_entities(examples)
         preset = [
-            (e.start_char, e.end_char, e.label_) in gold_set
-            for doc, gold_set in zip(docs, gold_sets)
-            for e in doc.ents
+            flag
+            for doc, eg in zip(docs, examples)
+            for flag in judge_entities(eg, _preset_spans(doc))
+            if flag is not None
         ]
         batches = []
         for idx in self._sorted_sub_batches(docs):
             decoded = self._decode_sorted([docs[i] for i in idx])
-            correct = []
+            correct: List[Optional[bool]] = []
             for i, spans in zip(idx, decoded.per_doc_spans):
-                for start, end, label in spans:
-                    span = docs[i][start:end]
-                    correct.append((span.start_char, span.end_char, label) in gold_sets[i])
+                correct.extend(judge_entities(examples[i], spans))
             batches.append((decoded, correct))
-        if not any(correct for _, correct in batches):
+        if not any(c is not None for _, correct in batches for c in correct):
             raise ValueError(Errors.BCE025.format(
                 value=len(examples), name="examples",
-                detail=f"the model predicts no entity on them, so no {fitted} can be fitted"))
+                detail=f"the model predicts no entity on their annotated tokens, so no "
+                       f"{fitted} can be fitted"))
         return batches, n_gold, preset
 
     def _listener_name(self) -> Optional[str]:
         """RETURNS (Optional[str]): the name of the listener layer (a shared tok2vec's or
         a transformer's) this component's model reads its token vectors from, if any."""
         for node in self.model.walk():
-            if "listener" in node.name:  # spaCy's, spacy-transformers', curated-transformers'
+            # spaCy's, spacy-transformers' and curated-transformers' listeners are leaf
+            # layers; after `nlp.replace_listeners` only a combinator's name still says so
+            if not node.layers and "listener" in node.name:
                 return node.name
         return None
 
@@ -639,14 +648,21 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
     def _preset_tag_mask(
         self, docs: List[Doc], presets: List[List[Tuple[int, int, str]]], max_len: int
     ) -> Optional[torch.Tensor]:
-        """The CRF tag mask that clamps decoding around pre-set entities (None if none)."""
-        if not any(presets):
+        """The CRF tag mask that decodes within the rules of spaCy's `ner` (None where
+        none applies): pre-set entities are kept, blocked tokens stay outside, no entity
+        begins on a whitespace token or crosses a set sentence start.
+        """
+        rules = [_decode_rules(doc) for doc in docs]
+        if not any(presets) and not any(r is not None for r in rules):
             return None
         # shape: (batch_size, max_len, num_tags)
         out = numpy.ones((len(docs), max_len, self.tag_scheme.num_tags), dtype=bool)
-        for b, (doc, spans) in enumerate(zip(docs, presets)):
-            if spans:
-                out[b, : len(doc)] = self.tag_scheme.clamp_tag_mask(len(doc), spans)
+        for b, (doc, spans, rule) in enumerate(zip(docs, presets, rules)):
+            if spans or rule is not None:
+                outside, no_begin, no_inside = rule if rule is not None else (None, None, None)
+                out[b, : len(doc)] = self.tag_scheme.clamp_tag_mask(
+                    len(doc), spans, outside=outside, no_begin=no_begin, no_inside=no_inside
+                )
         return torch.from_numpy(out)
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Prediction]) -> None:
@@ -667,11 +683,38 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
                 kept.append(Span(doc, start, end, label=label))
                 kept_scores.append(score)
             preset = list(doc.ents)
-            doc.set_ents(preset + kept, default="outside")
+            # blocked tokens stay blocked (the decoder kept them outside)
+            blocked = [doc[i : i + 1] for i in _blocked_tokens(doc)] if len(doc) else []
+            doc.set_ents(preset + kept, blocked=blocked, default="outside")
             if key is not None:
-                group = SpanGroup(doc, name=key, spans=kept)
-                group.attrs["scores"] = numpy.asarray(kept_scores, dtype="float32")
+                # a pre-set entity that this group already scored (e.g. the doc was run
+                # through the component before) keeps its confidence
+                carried = self._carried_scores(doc, key, preset)
+                spans_scores = sorted(
+                    list(zip(kept, kept_scores)) + carried, key=lambda x: (x[0].start, x[0].end)
+                )
+                group = SpanGroup(doc, name=key, spans=[span for span, _ in spans_scores])
+                group.attrs["scores"] = numpy.asarray(
+                    [score for _, score in spans_scores], dtype="float32"
+                )
                 doc.spans[key] = group
+
+    @staticmethod
+    def _carried_scores(doc: Doc, key: str, preset: List[Span]) -> List[Tuple[Span, float]]:
+        """The spans of the doc's existing group `key` that are pre-set entities, with
+        their scores."""
+        if key not in doc.spans or not preset:
+            return []
+        old = doc.spans[key]
+        old_scores = old.attrs.get("scores")
+        if old_scores is None or len(old_scores) != len(old):
+            return []
+        ents = {(e.start, e.end, e.label) for e in preset}
+        return [
+            (Span(doc, span.start, span.end, label=span.label), float(score))
+            for span, score in zip(old, old_scores)
+            if (span.start, span.end, span.label) in ents
+        ]
 
     # ------------------------------------------------------------------ training
     def update(
@@ -679,7 +722,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         examples: Iterable[Example],
         *,
         drop: float = 0.0,
-        sgd: Optional[Optimizer] = None,
+        sgd: Union[Optimizer, None, bool] = None,
         losses: Optional[Dict[str, float]] = None,
     ) -> Dict[str, float]:
         """Learn from a batch of examples: CRF negative log-likelihood, backpropagated
@@ -688,7 +731,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         examples (Iterable[Example]): A batch of examples.
         drop (float): The dropout rate for the thinc layers (the torch module uses the
             dropout rates of its config).
-        sgd (Optional[Optimizer]): An optimizer.
+        sgd (Optional[Optimizer]): An optimizer; None or False: no step (gradients only).
         losses (Optional[Dict[str, float]]): Accumulated losses, updated in place.
         RETURNS (Dict[str, float]): The updated losses.
         """
@@ -704,10 +747,12 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             return losses
         set_dropout_rate(self.model, drop)
         emissions, backprop = self.model.begin_update(docs)
-        loss, d_emissions = self.get_loss(examples, emissions)
+        loss, d_emissions = self._loss_and_gradient(
+            examples, emissions, "BiLSTMAttnCRFRecognizer.update", crf_gradient=True
+        )
         backprop(d_emissions)
-        if sgd is not None:
-            self.finish_update(sgd)
+        if sgd not in (None, False):  # spaCy's convention: False means "no step"
+            self.finish_update(cast(Optimizer, sgd))
         losses[self.name] += loss
         return losses
 
@@ -717,20 +762,43 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         """The CRF negative log-likelihood of the gold entities, and its gradient with
         respect to the emissions. Tokens whose gold annotation is missing (or does not
         align) are not treated as "O": the likelihood sums over every allowed tag there.
-        The gradient of the CRF's own parameters is accumulated for `finish_update`.
+        No side effects (e.g. for a dev loss): `update` accumulates the gradient of the
+        CRF's own parameters.
 
         examples (Iterable[Example]): The batch of examples.
         emissions (List[Floats2d]): The emission scores of each doc.
         RETURNS (Tuple[float, List[Floats2d]]): The loss and the gradient.
         """
+        return self._loss_and_gradient(
+            examples, emissions, "BiLSTMAttnCRFRecognizer.get_loss", crf_gradient=False
+        )
+
+    def _loss_and_gradient(
+        self,
+        examples: Iterable[Example],
+        emissions: List[Floats2d],
+        method: str,
+        crf_gradient: bool,
+    ) -> Tuple[float, List[Floats2d]]:
+        """`get_loss`; with `crf_gradient`, the gradient of the CRF's parameters is also
+        accumulated (for `finish_update`)."""
         examples = list(examples)
-        validate_examples(examples, "BiLSTMAttnCRFRecognizer.get_loss")
+        validate_examples(examples, method)
         gold = self._gold_tag_mask(examples, emissions)
         crf = get_crf(self.model)
         device = get_torch_device(self.model)
         E, lengths = pad_to_torch(self.model.ops, emissions, device, requires_grad=True)
         # shape: (batch_size, max_len)
         mask = length_mask(lengths, E.shape[1], device)
+        with torch.no_grad():
+            # shape: (batch_size,); padding is 0, so any NaN / inf is a doc's own
+            finite = torch.isfinite(E).flatten(1).all(dim=1)
+        if not bool(finite.all()):
+            i = int((~finite).nonzero()[0])
+            raise ValueError(
+                SpacyErrors.E910.format(name=self.name) + " "
+                + Errors.BCE027.format(loss=float("nan"), index=i, text=examples[i].reference.text[:50])
+            )
         try:
             llh = crf(E, mask=mask, tag_mask=gold.to(device), reduction="none")
         except ValueError as err:
@@ -745,9 +813,12 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
                 SpacyErrors.E910.format(name=self.name) + " "
                 + Errors.BCE027.format(loss=float(loss.detach()), index=i, text=examples[i].reference.text[:50])
             )
-        loss.backward()
-        assert E.grad is not None
-        grad = E.grad
+        if crf_gradient:
+            loss.backward()
+            assert E.grad is not None
+            grad = E.grad
+        else:
+            (grad,) = torch.autograd.grad(loss, [E])
         d_emissions = unpad_from_torch(self.model.ops, grad, lengths.tolist())
         return float(loss.item()), d_emissions
 
@@ -929,6 +1000,36 @@ def _scaled_crf(crf: CRF, factor: float) -> CRF:
 
 def _preset_spans(doc: Doc) -> List[Tuple[int, int, str]]:
     return [(ent.start, ent.end, ent.label_) for ent in doc.ents]
+
+
+_RULE_ATTRS = [IS_SPACE, SENT_START, ENT_IOB, ENT_TYPE]
+
+
+def _blocked_tokens(doc: Doc) -> List[int]:
+    """The indices of the tokens set as blocked (`doc.set_ents(blocked=...)`)."""
+    # shape: (len(doc), 2)
+    arr = doc.to_array([ENT_IOB, ENT_TYPE])
+    return numpy.flatnonzero((arr[:, 0] == 3) & (arr[:, 1] == 0)).tolist()
+
+
+def _decode_rules(
+    doc: Doc,
+) -> Optional[Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]]:
+    """Per token of `doc`: blocked (must stay outside any entity), whitespace (no entity
+    may begin there) and a set sentence start other than the first token (no entity may
+    go on into it): spaCy `ner`'s rules. None if no token has any of them.
+    """
+    if len(doc) == 0:
+        return None
+    # shape: (len(doc), 4)
+    arr = doc.to_array(_RULE_ATTRS).astype("int64")
+    blocked = (arr[:, 2] == 3) & (arr[:, 3] == 0)
+    space = arr[:, 0] != 0
+    sent_start = arr[:, 1] == 1
+    sent_start[0] = False
+    if not (blocked.any() or space.any() or sent_start.any()):
+        return None
+    return blocked, space, sent_start
 
 
 __all__ = ["BiLSTMAttnCRFRecognizer", "make_bilstm_attn_crf", "DEFAULT_MODEL"]

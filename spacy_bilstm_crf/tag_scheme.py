@@ -69,6 +69,11 @@ class TagScheme:
         ]
         self._start: List[bool] = [self._may_start(t) for t in range(self.num_tags)]
         self._end: List[bool] = [self._may_end(t) for t in range(self.num_tags)]
+        # the tags that begin an entity (B-, U-) and those that go on with one (I-, L-)
+        self._begin_ids = numpy.asarray(
+            [t for t in range(1, self.num_tags) if self._split[t][0] in "BU"], dtype="int64")
+        self._inside_ids = numpy.asarray(
+            [t for t in range(1, self.num_tags) if self._split[t][0] in "IL"], dtype="int64")
         self._follow: List[List[bool]] = [
             [self._may_follow(i, j) for j in range(self.num_tags)] for i in range(self.num_tags)
         ]
@@ -270,14 +275,33 @@ class TagScheme:
             out[i, self.tag_id(prefix, label)] = True
         return out
 
-    def clamp_tag_mask(self, length: int, spans: Iterable[Span]) -> numpy.ndarray:
-        """A tag mask that forces pre-set entities and lets the model choose elsewhere.
+    def clamp_tag_mask(
+        self,
+        length: int,
+        spans: Iterable[Span],
+        *,
+        outside: Optional[numpy.ndarray] = None,
+        no_begin: Optional[numpy.ndarray] = None,
+        no_inside: Optional[numpy.ndarray] = None,
+    ) -> numpy.ndarray:
+        """A tag mask that forces pre-set entities and lets the model choose elsewhere,
+        within the rules spaCy's `ner` decodes by.
 
         Spans whose label the scheme knows are forced to their exact tags; others are
-        forced to "O" (the model then never predicts into or across them).
+        forced to "O" (the model then never predicts into or across them). Outside them:
+        tokens where `outside` is True must be "O" (e.g. blocked tokens), no entity may
+        begin where `no_begin` is True (e.g. whitespace tokens) and none may go on into a
+        token where `no_inside` is True (e.g. a sentence start). Pre-set spans win over
+        these rules, as in spaCy's `ner`.
         RETURNS (numpy.ndarray): bool (length, num_tags).
         """
         out = numpy.ones((length, self.num_tags), dtype=bool)
+        if outside is not None:
+            out[outside[:length], 1:] = False
+        if no_begin is not None:
+            out[numpy.ix_(no_begin[:length], self._begin_ids)] = False
+        if no_inside is not None:
+            out[numpy.ix_(no_inside[:length], self._inside_ids)] = False
         for start, end, label in spans:
             out[start:end] = False
             if label in self.label_to_id:

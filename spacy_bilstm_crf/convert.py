@@ -83,6 +83,8 @@ def convert(
     if output_path.suffix != ".spacy":
         raise ValueError(Errors.BCE034.format(path=output_path, suffix=output_path.suffix))
     data = parse_conll(input_path, file_format=file_format)
+    if not data.sentences:
+        raise ValueError(Errors.BCE036.format(path=input_path))
     used_scheme = resolve_scheme(data, scheme)
     docs = docs_from_conll_data(
         data,

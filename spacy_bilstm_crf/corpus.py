@@ -5,17 +5,22 @@ Gets right what ``spacy convert -c ner`` gets wrong on the real files:
 * ``-DOCSTART-`` lines in any form (``-DOCSTART- -X- -X- O``, ``-DOCSTART- -X- O O``, bare)
   are document boundaries, never tokens.
 * Whitespace-only lines (the TAB-only separators of ``wnut17train.conll``) separate
-  sentences, like empty lines.
+  sentences, like empty lines. Lines may end in LF, CRLF or CR.
 * Tags are read with conlleval semantics, so IOB1 (CoNLL-2003), IOB2 (WNUT-17) and BILOU
   input give the same entities conlleval counts: a chunk starts at ``B-``/``U-``, or at an
   ``I-``/``L-`` that follows ``O`` or a tag of another type, and ends at ``L-``/``U-`` or
-  before a tag that does not continue it. Tags are split on the first ``-`` only, so labels
-  may be lower-case and contain hyphens (``creative-work``).
+  before a tag that does not continue it. IOBES's ``E-``/``S-`` are read as ``L-``/``U-``.
+  Tags are split on the first ``-`` only, so labels may be lower-case and contain hyphens
+  (``creative-work``). The tag ``-`` marks a token whose annotation is missing (spaCy's
+  convention): it is neither ``O`` nor part of an entity, and training treats it as
+  partial annotation.
 * Gold tokens are kept exactly as written, including tokens made of format characters (a
   lone U+FE0F, ``watched\\u200bwas``, ``Dubbz\\ufeff``). A U+FEFF at the very start of the
   file is a byte-order mark and is dropped. A line holding nothing but U+FEFF (and
   whitespace) has no tag and no word: it is read as a separator, like a blank line (the
-  older WNUT-17 dev file ends with one). Any other line without a tag raises an error.
+  older WNUT-17 dev file ends with one); one before ``-DOCSTART-`` (files with byte-order
+  marks concatenated) is dropped. Any other line without a tag raises an error. In
+  TAB-separated files, spaces around a field are not part of it.
 * The NER tag is the last column; the token is the first. With three or more columns the
   second column (the POS tag in CoNLL-2003) is kept as ``token.tag_`` unless ``keep_pos``
   is False. Every token line must have as many columns as the first one.
@@ -47,6 +52,8 @@ FORMATS = ("auto", "conll2003", "wnut", "conll")
 SCHEMES = ("auto", "iob1", "iob2", "bilou")
 DOCSTART = "-DOCSTART-"
 BOM = "\ufeff"
+# The tag of a token whose annotation is missing (spaCy's convention): neither O nor entity
+MISSING = "-"
 # The tag prefixes each scheme may use. conlleval's E-/S- are BILOU's L-/U-.
 _SCHEME_PREFIXES = {"iob1": "BI", "iob2": "BI", "bilou": "BILU"}
 _FORMAT_COLUMNS = {"conll2003": 4, "wnut": 2}
@@ -101,7 +108,7 @@ class ConllData:
                     return "bilou"
                 if prefix == "I" and (prev == "O" or split_tag(prev)[1] != label):
                     iob1 = True
-                prev = token.tag
+                prev = "O" if token.tag == MISSING else token.tag
         return "iob1" if iob1 else "iob2"
 
 
@@ -133,10 +140,11 @@ class CorpusStats:
 def split_tag(tag: str) -> Tuple[str, Optional[str]]:
     """Split a tag on its first "-" into prefix and label.
 
-    tag (str): "O" or e.g. "B-creative-work".
+    tag (str): "O", "-" (missing: read as "O" here, see `sentences_to_doc`) or e.g.
+        "B-creative-work".
     RETURNS (Tuple[str, Optional[str]]): ("O", None) or e.g. ("B", "creative-work").
     """
-    if tag == "O":
+    if tag == "O" or tag == MISSING:
         return "O", None
     prefix, _, label = tag.partition("-")
     return prefix, label
@@ -204,16 +212,18 @@ def parse_conll(path: PathLike, *, file_format: str = "auto") -> ConllData:
     _check_option("file_format", file_format, FORMATS)
     path = Path(path)
     if not path.is_file():
-        raise ValueError(Errors.BCE031.format(path=path))
+        problem = "is a directory" if path.is_dir() else "the file does not exist"
+        raise ValueError(Errors.BCE031.format(path=path, problem=problem))
     text = _decode(path)
     if text.startswith(BOM):
         text = text[1:]
+    # CRLF (Windows) and CR-only (old Mac) line ends
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     data = ConllData(path=path, file_format=file_format, n_columns=0)
     document: List[ConllSentence] = []
     sentence: ConllSentence = []
     first_line = 0
     for lineno, line in enumerate(text.split("\n"), start=1):
-        line = line.rstrip("\r")
         if not line.replace(BOM, "").strip():
             # blank, whitespace-only (e.g. a lone TAB) or a stray U+FEFF: a separator
             if sentence:
@@ -221,7 +231,8 @@ def parse_conll(path: PathLike, *, file_format: str = "auto") -> ConllData:
                 sentence = []
             continue
         fields = _split_columns(line)
-        if fields[0] == DOCSTART:
+        # (a U+FEFF before it: files with byte-order marks concatenated)
+        if fields[0].lstrip(BOM) == DOCSTART:
             if sentence:
                 document.append(sentence)
                 sentence = []
@@ -235,7 +246,7 @@ def parse_conll(path: PathLike, *, file_format: str = "auto") -> ConllData:
                 data.file_format = _guess_format(line, fields)
         _check_line(path, lineno, line, fields, file_format, data.n_columns, first_line)
         pos = fields[1] if len(fields) >= 3 else None
-        sentence.append(ConllToken(fields[0], fields[-1], pos, lineno))
+        sentence.append(ConllToken(fields[0], _normalize_tag(fields[-1]), pos, lineno))
     if sentence:
         document.append(sentence)
     if document:
@@ -262,25 +273,38 @@ def _decode(path: Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
+        if path.suffix == ".spacy" or raw[:1] == b"\x78":  # a DocBin (zlib-compressed)
+            hint = ("This looks like a spaCy DocBin (.spacy): read it with spaCy's "
+                    "`spacy.Corpus.v1` (e.g. configs/default.cfg), not the CoNLL reader.")
+        elif raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            hint = "The file is UTF-16: re-encode it as UTF-8 (e.g. `iconv -f utf-16 -t utf-8`)."
+        else:
+            hint = "Re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)."
         raise ValueError(
             Errors.BCE030.format(
-                path=path,
-                line=line,
-                expected="UTF-8 text",
-                got=raw[err.start : err.end],
-                hint="Re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`).",
+                path=path, line=line, expected="UTF-8 text", got=raw[err.start : err.end], hint=hint
             )
         ) from None
 
 
 def _split_columns(line: str) -> List[str]:
-    """TAB-separated if the line has a TAB (tokens then keep any spaces), else spaces."""
+    """TAB-separated if the line has a TAB, else spaces. Spaces around a TAB-separated
+    field are not part of it (a token may contain inner spaces)."""
     if "\t" in line:
         fields = line.split("\t")
         while len(fields) > 1 and not fields[-1].strip(" "):
             fields.pop()  # trailing TABs
-        return [fields[0]] + [f.strip(" ") for f in fields[1:]]
+        return [f.strip(" ") for f in fields]
     return [f for f in line.split(" ") if f]
+
+
+def _normalize_tag(tag: str) -> str:
+    """IOBES's E-/S- are BILOU's L-/U-."""
+    if tag[:2] == "E-":
+        return "L-" + tag[2:]
+    if tag[:2] == "S-":
+        return "U-" + tag[2:]
+    return tag
 
 
 def _guess_format(line: str, fields: List[str]) -> str:
@@ -328,12 +352,12 @@ def _check_line(
     if not fields[0]:
         fail("a non-empty token in the first column", line, "Remove the leading separator.")
     tag = fields[-1]
-    if tag == "O":
+    if tag in ("O", MISSING):
         return
     prefix, label = split_tag(tag)
-    if prefix not in ("B", "I", "L", "U") or not label or any(c.isspace() for c in label):
+    if prefix not in ("B", "I", "L", "U", "E", "S") or not label or any(c.isspace() for c in label):
         fail(
-            "an NER tag 'O' or B-/I-/L-/U- + label in the last column",
+            "an NER tag 'O', '-' (missing) or B-/I-/L-/U- (or E-/S-) + label in the last column",
             tag,
             "Tags are case-sensitive: 'O', not 'o' or '0'; labels may not contain whitespace.",
         )
@@ -424,7 +448,7 @@ def resolve_scheme(data: ConllData, scheme: str = "auto") -> str:
     allowed = _SCHEME_PREFIXES[scheme]
     for sent in data.sentences:
         for token in sent:
-            prefix, _ = split_tag(token.tag)
+            prefix, _ = split_tag(token.tag)  # "O" for "-" (missing) too
             if prefix != "O" and prefix not in allowed:
                 raise ValueError(
                     Errors.BCE030.format(
@@ -503,7 +527,10 @@ def sentences_to_doc(vocab: Vocab, sentences: List[ConllSentence], *, keep_pos: 
         for start, end, label in tags_to_spans(tok.tag for tok in sent):
             spans.append(Span(doc, offset + start, offset + end, label=label))
         offset += len(sent)
-    doc.ents = spans  # tokens outside the spans become "O" (annotated, not missing)
+    # tokens tagged "-" are missing (partial annotation: not "O"); the others outside the
+    # spans become "O" (annotated)
+    missing = [doc[i : i + 1] for i, tok in enumerate(tokens) if tok.tag == MISSING]
+    doc.set_ents(spans, missing=missing, default="outside")
     return doc
 
 

@@ -127,7 +127,17 @@ class Errors(metaclass=ErrorsWithCodes):
     BCE030 = (
         "{path}, line {line}: expected {expected}, got {got!r}. {hint}"
     )
-    BCE031 = "{path}: the file does not exist. Pass the path of a CoNLL-style file."
+    BCE031 = "{path}: {problem}. Pass the path of a CoNLL-style file."
+    BCE036 = (
+        "{path}: no token lines (the file is empty or holds only blank and -DOCSTART- "
+        "lines). Pass a CoNLL-style file with one token and its tag per line."
+    )
+    BCE037 = (
+        "There is no training example with tokens to initialize {name!r} from. Check "
+        "`paths.train` and the `[corpora.train]` reader: `.spacy` files need "
+        "`spacy.Corpus.v1`, CoNLL files `spacy-bilstm-crf.ConllCorpus.v1` (as in "
+        "configs/conll03.cfg)."
+    )
     BCE032 = "Invalid {name} {value!r} for reading CoNLL data: expected {expected}."
     BCE033 = (
         "doc_boundaries=True makes one Doc per -DOCSTART- document, so it cannot be "

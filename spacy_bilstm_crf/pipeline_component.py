@@ -320,7 +320,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         # The sample that sizes the model: the first 10 docs with tokens.
         doc_sample = list(islice((eg.predicted for eg in get_examples() if len(eg.predicted)), 10))
         if not doc_sample:
-            raise ValueError(SpacyErrors.E923.format(name=self.name))
+            raise ValueError(SpacyErrors.E923.format(name=self.name) + " " + Errors.BCE037.format(name=self.name))
         if labels is not None:
             new_labels = list(labels)
         else:

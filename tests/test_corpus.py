@@ -290,6 +290,43 @@ def test_tab_separated_tokens_keep_spaces_and_unicode_whitespace(tmp_path):
     assert ents(doc) == [(0, 1, "LOC")]
 
 
+def test_cr_only_line_ends(tmp_path):
+    path = write(tmp_path, "John\tB-PER\rlives\tO\r\rParis\tB-LOC\r")
+    assert parse_conll_sentences(path) == [[("John", "B-PER"), ("lives", "O")], [("Paris", "B-LOC")]]
+
+
+def test_bom_before_docstart_in_concatenated_files(tmp_path):
+    part = "\ufeff-DOCSTART- -X- -X- O\n\nUN NNP I-NP I-ORG\n\n"
+    path = write(tmp_path, part + part)
+    data = parse_conll(path)
+    assert len(data.documents) == 2
+    assert parse_conll_sentences(path) == [[("UN", "I-ORG")], [("UN", "I-ORG")]]
+
+
+def test_spaces_around_tab_separated_fields_are_not_part_of_them(tmp_path):
+    path = write(tmp_path, "John \tB-PER\n lives\tO\nNew York\t B-LOC \n")
+    (doc,) = read_conll(path)
+    assert [t.text for t in doc] == ["John", "lives", "New York"]
+    assert ents(doc) == [(0, 1, "PER"), (2, 3, "LOC")]
+
+
+def test_iobes_tags_are_read_as_bilou(tmp_path):
+    path = write(tmp_path, "John B-PER\nSmith E-PER\nlives O\nin O\nParis S-LOC\n")
+    assert parse_conll(path).detect_scheme() == "bilou"
+    for scheme in ("auto", "bilou"):
+        (doc,) = read_conll(path, scheme=scheme)
+        assert ents(doc) == [(0, 2, "PER"), (4, 5, "LOC")]
+
+
+def test_missing_tag_is_partial_annotation(tmp_path):
+    path = write(tmp_path, "John B-PER\nSmith I-PER\nvisited -\nNew -\nYork I-LOC\n. O\n")
+    (doc,) = read_conll(path, scheme="iob2")
+    # "-" breaks a chunk like O, so I-LOC after it starts one (conlleval semantics)
+    assert ents(doc) == [(0, 2, "PER"), (4, 5, "LOC")]
+    assert [t.ent_iob_ for t in doc] == ["B", "I", "", "", "B", "O"]
+    assert parse_conll(path).detect_scheme() == "iob1"  # I-LOC begins a chunk
+
+
 def test_two_column_space_separated(tmp_path):
     path = write(tmp_path, "Mary B-PER\nsmiles O\n")
     data = parse_conll(path)
@@ -379,10 +416,20 @@ def test_not_utf8_names_the_line(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(ValueError, match="BCE031"):
+    with pytest.raises(ValueError, match="BCE031.*does not exist"):
         read_conll(tmp_path / "nope.conll")
-    with pytest.raises(ValueError, match="BCE031"):
-        read_conll(tmp_path)  # a directory
+    with pytest.raises(ValueError, match="BCE031.*is a directory"):
+        read_conll(tmp_path)
+
+
+def test_docbin_and_utf16_input_get_their_own_hints(tmp_path):
+    doc = Doc(Vocab(), words=["Paris"])
+    DocBin(docs=[doc]).to_disk(tmp_path / "train.spacy")
+    with pytest.raises(ValueError, match=r"BCE030.*DocBin.*spacy\.Corpus\.v1"):
+        read_conll(tmp_path / "train.spacy")
+    path = write(tmp_path, "Caf\u00e9\tO\n", encoding="utf-16")
+    with pytest.raises(ValueError, match=r"BCE030.*UTF-16.*iconv -f utf-16"):
+        read_conll(path)
 
 
 @pytest.mark.parametrize(
@@ -692,4 +739,10 @@ def test_cli_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as excinfo:  # argparse rejects the choice
         convert_main([str(src), str(tmp_path / "x.spacy"), "--scheme", "bio"])
     assert excinfo.value.code == 2
+    assert not (tmp_path / "x.spacy").exists()
+    # no token lines: an error, not an empty corpus
+    for text in ("", "\n\n", "-DOCSTART- -X- -X- O\n\n"):
+        empty = write(tmp_path, text, name="empty.conll")
+        assert convert_main([str(empty), str(tmp_path / "x.spacy")]) == 1
+        assert "BCE036" in capsys.readouterr().err
     assert not (tmp_path / "x.spacy").exists()

@@ -225,7 +225,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
     ) -> None:
         if not isinstance(tag_scheme, str) or tag_scheme.upper() not in SCHEMES:
             raise ValueError(Errors.BCE001.format(scheme=tag_scheme, options=list(SCHEMES)))
-        if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
             raise ValueError(Errors.BCE025.format(
                 value=threshold, name="threshold", detail="expected a number in [0, 1]"))
         if not _is_positive_number(confidence_temperature):

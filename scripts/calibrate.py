@@ -17,6 +17,7 @@ the JSON too. The ECE covers every predicted entity, whatever the threshold. The
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -42,7 +43,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.gpu_id >= 0:
         spacy.require_gpu(args.gpu_id)
     nlp = spacy.load(args.model)
+    if args.component not in nlp.pipe_names:
+        sys.exit(f"{args.model} has no component {args.component!r}; its components: {nlp.pipe_names}")
     pipe = nlp.get_pipe(args.component)
+    if not hasattr(pipe, "fit_confidence_temperature"):
+        sys.exit(f"{args.component!r} is a {type(pipe).__name__}, not a bilstm_attn_crf component: "
+                 f"pass --component with the name of one")
     docs = load_gold_docs(nlp, args.data, args.limit)
     old_threshold = pipe.cfg["threshold"]
 
@@ -56,22 +62,31 @@ def main(argv: Optional[List[str]] = None) -> None:
             pipe.cfg["threshold"] = kept
 
     before = expected_calibration_error(*all_confidences())[0]
+    # the input model's F1 (with a threshold above 0 the temperature changes the entities)
+    f1_before = nlp.evaluate(gold_token_examples(nlp, docs))["ents_f"]
     old_t = pipe.cfg["confidence_temperature"]
     try:
         new_t = pipe.fit_confidence_temperature(gold_token_examples(nlp, docs), nlp=nlp)
     except ValueError as err:  # e.g. a tiny --limit slice on which nothing is predicted
         print(f"Not fitted, temperature kept at {old_t}: {err}")
         new_t = old_t
-    f1_before = nlp.evaluate(gold_token_examples(nlp, docs))["ents_f"]
     new_threshold = old_threshold
     if args.threshold:
         try:
             new_threshold = pipe.fit_threshold(gold_token_examples(nlp, docs), nlp=nlp)
         except ValueError as err:
             print(f"Not fitted, threshold kept at {old_threshold}: {err}")
-    f1_after = nlp.evaluate(gold_token_examples(nlp, docs))["ents_f"]
+    scores_after = nlp.evaluate(gold_token_examples(nlp, docs))
+    f1_after = scores_after["ents_f"]
     confidences, correct = all_confidences()
     after = expected_calibration_error(confidences, correct)[0]
+    # the saved config.cfg shows the fitted settings (the component's cfg holds them too),
+    # and the meta's entity scores are those of the calibrated pipeline on this data
+    pipe_config = nlp.get_pipe_config(args.component)
+    pipe_config["confidence_temperature"] = pipe.cfg["confidence_temperature"]
+    pipe_config["threshold"] = pipe.cfg["threshold"]
+    performance = nlp.meta.setdefault("performance", {})
+    performance.update({k: v for k, v in scores_after.items() if k.startswith("ents_")})
     nlp.to_disk(args.output)
     result = {
         "model": args.model,
@@ -93,8 +108,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     args.metrics.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
     print(f"confidence_temperature {old_t} -> {new_t}; ECE on {args.data} {before:.4f} -> {after:.4f} "
-          f"(in-sample); threshold {old_threshold} -> {new_threshold}, entity F1 {f1_before:.4f} -> "
-          f"{f1_after:.4f} (in-sample); saved {args.output}")
+          f"(in-sample); threshold {old_threshold} -> {new_threshold}, entity F1 {_fmt(f1_before)} -> "
+          f"{_fmt(f1_after)} (in-sample); saved {args.output}")
+
+
+def _fmt(score: Optional[float]) -> str:
+    """A score, or "n/a" where spaCy's scorer had nothing to score (no gold entity
+    annotation and no prediction)."""
+    return "n/a" if score is None else f"{score:.4f}"
 
 
 if __name__ == "__main__":

@@ -35,6 +35,10 @@ def main() -> None:
     if missing:
         sys.exit(f"{source} is not a Hugging Face model directory: missing {missing}")
     if args.output.exists():
+        # replace only an earlier copy (a model directory) or an empty directory
+        if any(args.output.iterdir()) and not (args.output / "config.json").exists():
+            sys.exit(f"{args.output} exists and is not a model directory: not replacing it. "
+                     f"Give a new or empty directory.")
         shutil.rmtree(args.output)
     shutil.copytree(source, args.output)
     print(f"Copied {source} -> {args.output}")

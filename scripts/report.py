@@ -15,6 +15,9 @@ and writes, into the output directory:
 
 Confidences are the CRF's posterior probabilities of each predicted entity, read from
 ``doc.spans[spans_key].attrs["scores"]`` of the ``bilstm_attn_crf`` component.
+
+Scored as spaCy's NER scorer scores (``ents_f``): docs without entity annotation are
+skipped, and predictions over tokens whose gold annotation is missing are left out.
 """
 
 import argparse
@@ -95,8 +98,15 @@ def analyse(
     scored: List[Dict[str, Any]] = []
     has_scores = False
     for i, (gdoc, pdoc) in enumerate(zip(gold_docs, pred_docs)):
+        # judged as spaCy's NER scorer judges: a doc without entity annotation is not
+        # scored, and a prediction over a token whose annotation is missing is neither
+        # right nor wrong
+        if not gdoc.has_annotation("ENT_IOB"):
+            continue
+        missing = {t.i for t in gdoc if t.ent_iob == 0}
         gold = {(e.start, e.end, e.label_) for e in gdoc.ents}
-        pred = {(e.start, e.end, e.label_) for e in pdoc.ents}
+        pred = {(e.start, e.end, e.label_) for e in pdoc.ents
+                if not missing.intersection(range(e.start, e.end))}
         scores = span_scores(pdoc, key)
         has_scores = has_scores or bool(scores)
         for g in gold:
@@ -128,7 +138,8 @@ def analyse(
                 span_conf[NONE][p[2]] += 1
         # token-level
         for gt, pt in zip(gdoc, pdoc):
-            tok_conf[gt.ent_type_ or NONE][pt.ent_type_ or NONE] += 1
+            if gt.i not in missing:
+                tok_conf[gt.ent_type_ or NONE][pt.ent_type_ or NONE] += 1
         for p in pred:
             if p in scores:
                 start, end, label = p

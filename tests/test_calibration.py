@@ -141,3 +141,36 @@ def test_calibrate_script_fits_threshold_for_f1(trained_dir, load_script):
         assert calibrated.evaluate(examples)["ents_f"] == pytest.approx(result["ents_f_after_in_sample"])
         # the ECE covers every prediction, not only those above the threshold
         assert result["n_entities"] == 5
+        # config.cfg and the meta say what the saved pipeline does
+        config = spacy.util.load_config(tmp / "out" / "config.cfg")
+        assert config["components"]["bilstm_attn_crf"]["threshold"] == pytest.approx(result["threshold"])
+        assert (config["components"]["bilstm_attn_crf"]["confidence_temperature"]
+                == pytest.approx(result["temperature"]))
+        assert calibrated.meta["performance"]["ents_f"] == pytest.approx(result["ents_f_after_in_sample"])
+
+
+def test_calibrate_script_reports_the_input_models_f1(trained_dir, load_script):
+    """With a threshold above 0 the temperature changes the entities: "before" is the
+    input model's F1, measured before anything is re-fitted."""
+    module = load_script("calibrate")
+    with make_tempdir() as tmp:
+        nlp = spacy.load(trained_dir / "model")
+        nlp.get_pipe("bilstm_attn_crf").cfg["threshold"] = 0.9
+        nlp.to_disk(tmp / "model")
+        gold = list(DocBin().from_disk(trained_dir / "dev.spacy").get_docs(nlp.vocab))
+        gold[1].ents = []
+        DocBin(docs=gold).to_disk(tmp / "held_out.spacy")
+        examples = [Example(Doc(nlp.vocab, words=[t.text for t in d],
+                                spaces=[bool(t.whitespace_) for t in d]), d) for d in gold]
+        expected = nlp.evaluate(examples)["ents_f"]
+        module.main([str(tmp / "model"), str(tmp / "held_out.spacy"), str(tmp / "out"),
+                     str(tmp / "calibration.json"), "--no-threshold"])
+        result = json.loads((tmp / "calibration.json").read_text(encoding="utf8"))
+        assert result["temperature"] != result["temperature_before"]
+        assert result["ents_f_before"] == pytest.approx(expected)
+        # a component that is not ours: a clear message, not a KeyError
+        nlp.add_pipe("sentencizer")
+        nlp.to_disk(tmp / "model2")
+        with pytest.raises(SystemExit, match="not a bilstm_attn_crf component"):
+            module.main([str(tmp / "model2"), str(tmp / "held_out.spacy"), str(tmp / "out2"),
+                         str(tmp / "c2.json"), "--component", "sentencizer"])

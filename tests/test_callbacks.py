@@ -62,6 +62,7 @@ def test_callback_fits_the_temperature_on_the_dev_corpus(dev_nlp):
     callback = make_callback()
     assert callback(dev_nlp) is dev_nlp
     assert pipe.cfg["confidence_temperature"] == expected != 123.0
+    assert dev_nlp.config["components"]["bilstm_attn_crf"]["confidence_temperature"] == expected
     # with threshold 0 the entities do not depend on the temperature
     after = [[(e.start, e.end, e.label_) for e in d.ents] for d in dev_nlp.pipe(texts)]
     assert before == after

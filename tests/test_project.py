@@ -278,6 +278,20 @@ def test_report_analysis(load_script):
     assert "| person | 100.00 | 100.00 | 100.00 |" in md
     page = report.to_html("t", [gold], [pred], "crf_ents", 5)
     assert "person 0.99" in page and "<html" in page
+    # scored as ents_f is: a doc without entity annotation is skipped, a prediction over
+    # tokens whose annotation is missing is neither right nor wrong
+    unannotated = Doc(nlp.vocab, words=words)
+    partial = Doc(nlp.vocab, words=words)
+    partial.set_ents([Span(partial, 0, 2, "person")], default="missing")
+    preds = []
+    for _ in range(2):
+        p = Doc(nlp.vocab, words=words)
+        p.ents = [Span(p, 0, 2, "person"), Span(p, 6, 7, "group")]
+        preds.append(p)
+    res2 = report.analyse([gold, unannotated, partial], [pred] + preds, "crf_ents", n_lowest=2)
+    assert res2["total"]["gold"] == 4 and res2["total"]["pred"] == 4
+    assert res2["total"]["correct"] == 2
+    assert res2["errors"] == res["errors"]
 
 
 def test_evaluate_metrics_json(load_script):

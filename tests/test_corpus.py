@@ -327,6 +327,14 @@ def test_missing_tag_is_partial_annotation(tmp_path):
     assert parse_conll(path).detect_scheme() == "iob1"  # I-LOC begins a chunk
 
 
+def test_space_separated_columns_split_on_ascii_spaces_only(tmp_path):
+    # a non-breaking space inside a token is part of it (str.split() would split there)
+    path = write(tmp_path, "a\u00a0b O\nc  B-X\n")
+    (doc,) = read_conll(path)
+    assert [t.text for t in doc] == ["a\u00a0b", "c"]
+    assert ents(doc) == [(1, 2, "X")]
+
+
 def test_two_column_space_separated(tmp_path):
     path = write(tmp_path, "Mary B-PER\nsmiles O\n")
     data = parse_conll(path)

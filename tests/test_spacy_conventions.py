@@ -214,7 +214,8 @@ def test_initialize_samples_docs_with_tokens():
     examples = [Example.from_dict(nlp.make_doc(""), {"entities": []}) for _ in range(12)]
     examples += make_examples(nlp)
     nlp.initialize(lambda: examples)
-    assert nlp("Paris .") is not None
+    assert nlp.get_pipe("bilstm_attn_crf").labels == ("LOC", "ORG", "PER")
+    assert len(nlp("Paris .")) == 2
     nlp = English()
     nlp.add_pipe("bilstm_attn_crf", config=SMALL)
     with pytest.raises(ValueError, match="E923.*BCE037.*paths.train"):

@@ -26,11 +26,18 @@ METRICS = ["token_acc", "token_p", "token_r", "token_f", "ents_p", "ents_r", "en
 
 
 def load_gold_docs(nlp: Language, path: Path, limit: int = 0) -> List[Doc]:
-    """Read gold Docs from a .spacy DocBin or a CoNLL-style file.
+    """Read gold Docs from a .spacy DocBin, a directory of them (read in sorted order, as
+    `spacy evaluate` reads one) or a CoNLL-style file.
 
     RETURNS (List[Doc]): The reference Docs (at most `limit` if `limit` > 0).
     """
-    if path.suffix == ".spacy":
+    if path.is_dir():
+        files = sorted(path.rglob("*.spacy"))
+        if not files:
+            raise ValueError(f"{path} is a directory without .spacy files: pass a .spacy file, "
+                             f"a directory of them, or a CoNLL-style file")
+        docs = [doc for f in files for doc in DocBin().from_disk(f).get_docs(nlp.vocab)]
+    elif path.suffix == ".spacy":
         docs = list(DocBin().from_disk(path).get_docs(nlp.vocab))
     else:
         from spacy_bilstm_crf.corpus import read_conll

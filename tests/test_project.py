@@ -302,6 +302,20 @@ def test_evaluate_metrics_json(load_script):
     assert set(data) == {"ents_p", "ents_r", "ents_f", "speed", "token_acc", "ents_per_type"}
 
 
+def test_evaluate_reads_a_directory_of_docbins(load_script):
+    evaluate = load_script("evaluate")
+    nlp = spacy.blank("en")
+    with make_tempdir() as tmp:
+        (tmp / "sub").mkdir()
+        DocBin(docs=[Doc(nlp.vocab, words=["a", "b"])]).to_disk(tmp / "b.spacy")
+        DocBin(docs=[Doc(nlp.vocab, words=["c"])]).to_disk(tmp / "sub" / "c.spacy")
+        docs = evaluate.load_gold_docs(nlp, tmp)
+        assert [d.text for d in docs] == ["a b ", "c "]
+        (tmp / "empty").mkdir()
+        with pytest.raises(ValueError, match="without .spacy files"):
+            evaluate.load_gold_docs(nlp, tmp / "empty")
+
+
 def test_evaluate_reads_conll_on_gold_tokens(load_script):
     evaluate = load_script("evaluate")
     nlp = spacy.blank("en")

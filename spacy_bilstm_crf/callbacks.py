@@ -99,4 +99,8 @@ def _read_examples(nlp: Language, corpus: str, max_docs: int) -> List[Example]:
     examples = list(islice(examples, max_docs) if max_docs else examples)
     if not examples:
         raise ValueError(Errors.BCE072.format(corpus=corpus, detail="it has no examples"))
+    if not any(eg.reference.has_annotation("ENT_IOB") for eg in examples):
+        # nothing could ever be judged: the callback would silently never fit
+        raise ValueError(Errors.BCE072.format(
+            corpus=corpus, detail="none of its examples has entity annotation"))
     return examples

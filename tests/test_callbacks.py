@@ -143,6 +143,11 @@ def test_callback_without_dev_data_is_a_coded_error(trained_nlp, tmp_path):
     try:
         with pytest.raises(ValueError, match=r"\[BCE072\].*no examples"):
             make_callback()(trained_nlp)
+        # examples without any entity annotation: nothing could be fitted, ever
+        DocBin(docs=[trained_nlp.make_doc("Paris is nice .")]).to_disk(tmp_path / "noann.spacy")
+        trained_nlp.config["paths"]["dev"] = str(tmp_path / "noann.spacy")
+        with pytest.raises(ValueError, match=r"\[BCE072\].*no.* entity annotation"):
+            make_callback()(trained_nlp)
     finally:
         trained_nlp.config["paths"]["dev"] = None
 

@@ -1007,6 +1007,8 @@ _RULE_ATTRS = [IS_SPACE, SENT_START, ENT_IOB, ENT_TYPE]
 
 def _blocked_tokens(doc: Doc) -> List[int]:
     """The indices of the tokens set as blocked (`doc.set_ents(blocked=...)`)."""
+    if not doc.has_annotation("ENT_IOB"):  # the common case, and ~8x cheaper
+        return []
     # shape: (len(doc), 2)
     arr = doc.to_array([ENT_IOB, ENT_TYPE])
     return numpy.flatnonzero((arr[:, 0] == 3) & (arr[:, 1] == 0)).tolist()
@@ -1020,6 +1022,11 @@ def _decode_rules(
     go on into it): spaCy `ner`'s rules. None if no token has any of them.
     """
     if len(doc) == 0:
+        return None
+    # cheap checks first: most docs have no entity or sentence annotation and no
+    # whitespace token (to_array on every doc cost ~3 % of inference time)
+    if not (doc.has_annotation("ENT_IOB") or doc.has_annotation("SENT_START")
+            or any(token.is_space for token in doc)):
         return None
     # shape: (len(doc), 4)
     arr = doc.to_array(_RULE_ATTRS).astype("int64")

@@ -20,6 +20,7 @@ import srsly
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
+from spacy.training.corpus import walk_corpus
 
 # spaCy's `spacy evaluate` metrics that apply to an NER pipeline (spacy/cli/evaluate.py)
 METRICS = ["token_acc", "token_p", "token_r", "token_f", "ents_p", "ents_r", "ents_f", "speed"]
@@ -32,7 +33,7 @@ def load_gold_docs(nlp: Language, path: Path, limit: int = 0) -> List[Doc]:
     RETURNS (List[Doc]): The reference Docs (at most `limit` if `limit` > 0).
     """
     if path.is_dir():
-        files = sorted(path.rglob("*.spacy"))
+        files = walk_corpus(path, ".spacy")  # as spaCy's Corpus: sorted, hidden files skipped
         if not files:
             raise ValueError(f"{path} is a directory without .spacy files: pass a .spacy file, "
                              f"a directory of them, or a CoNLL-style file")

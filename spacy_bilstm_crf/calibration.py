@@ -59,7 +59,9 @@ def judge_entities(
     """Whether each predicted entity is correct, as spaCy's NER scorer (`ents_f`) judges
     it: None (neither right nor wrong) if the reference has no entity annotation, or the
     span does not align to it, or a gold token under it has no annotation (missing);
-    else whether a gold entity has the same aligned tokens and label.
+    else whether a gold entity has the same aligned tokens and label. Each gold entity
+    is matched once, by the first span (in the order given) that aligns to it, as the
+    scorer does: give all of a doc's entities in one call, in document order.
 
     example (Example): The example; `spans` are on the tokens of `example.predicted`.
     spans (Sequence[Tuple[int, int, str]]): (start, end, label) of each predicted entity.
@@ -81,8 +83,11 @@ def judge_entities(
         first, last = int(indices[0]), int(indices[-1]) + 1
         if any(ref[i].ent_iob == 0 for i in range(first, last)):
             out.append(None)
+        elif (first, last, label) in golds:
+            golds.remove((first, last, label))  # one prediction per gold entity
+            out.append(True)
         else:
-            out.append((first, last, label) in golds)
+            out.append(False)
     return out
 
 

@@ -273,7 +273,8 @@ def _decode(path: Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
-        if path.suffix == ".spacy" or raw[:1] == b"\x78":  # a DocBin (zlib-compressed)
+        # a DocBin: zlib-compressed (header 0x78 0x01 / 0x5e / 0x9c / 0xda)
+        if path.suffix == ".spacy" or raw[:2] in (b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda"):
             hint = ("This looks like a spaCy DocBin (.spacy): read it with spaCy's "
                     "`spacy.Corpus.v1` (e.g. configs/default.cfg), not the CoNLL reader.")
         elif raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
@@ -294,7 +295,8 @@ def _split_columns(line: str) -> List[str]:
         fields = line.split("\t")
         while len(fields) > 1 and not fields[-1].strip(" "):
             fields.pop()  # trailing TABs
-        return [f.strip(" ") for f in fields]
+        token = fields[0].strip(" ") or fields[0]  # a token of spaces is kept as written
+        return [token] + [f.strip(" ") for f in fields[1:]]
     return [f for f in line.split(" ") if f]
 
 

@@ -31,6 +31,7 @@ from spacy.errors import Errors as SpacyErrors
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.pipeline.ner import ner_score
+from spacy.pipeline.tok2vec import Tok2VecListener
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
@@ -575,21 +576,27 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             listener = self._listener_name()
             if listener is not None:
                 raise ValueError(Errors.BCE028.format(method=method, name=self.name, listener=listener))
-        # judged as spaCy's NER scorer judges (None: neither right nor wrong)
-        n_gold = count_gold_entities(examples)
-        preset = [
-            flag
-            for doc, eg in zip(docs, examples)
-            for flag in judge_entities(eg, _preset_spans(doc))
-            if flag is not None
+        decoded_batches = [
+            (idx, self._decode_sorted([docs[i] for i in idx])) for idx in self._sorted_sub_batches(docs)
         ]
-        batches = []
-        for idx in self._sorted_sub_batches(docs):
-            decoded = self._decode_sorted([docs[i] for i in idx])
-            correct: List[Optional[bool]] = []
-            for i, spans in zip(idx, decoded.per_doc_spans):
-                correct.extend(judge_entities(examples[i], spans))
-            batches.append((decoded, correct))
+        predicted: Dict[int, List[Tuple[int, int, str]]] = {
+            i: spans for idx, decoded in decoded_batches for i, spans in zip(idx, decoded.per_doc_spans)
+        }
+        # judged as spaCy's NER scorer judges (None: neither right nor wrong), all of a
+        # doc's entities (pre-set and decoded) together in document order, so that each
+        # gold entity is matched once
+        n_gold = count_gold_entities(examples)
+        preset: List[bool] = []
+        flags: Dict[int, List[Optional[bool]]] = {}
+        for i, (doc, eg) in enumerate(zip(docs, examples)):
+            kept, found = _preset_spans(doc), predicted.get(i, [])
+            ordered = sorted(kept + found)
+            judged = dict(zip(ordered, judge_entities(eg, ordered)))
+            preset.extend(flag for flag in (judged[s] for s in kept) if flag is not None)
+            flags[i] = [judged[s] for s in found]
+        batches = [
+            (decoded, [flag for i in idx for flag in flags[i]]) for idx, decoded in decoded_batches
+        ]
         if not any(c is not None for _, correct in batches for c in correct):
             raise ValueError(Errors.BCE025.format(
                 value=len(examples), name="examples",
@@ -601,9 +608,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         """RETURNS (Optional[str]): the name of the listener layer (a shared tok2vec's or
         a transformer's) this component's model reads its token vectors from, if any."""
         for node in self.model.walk():
-            # spaCy's, spacy-transformers' and curated-transformers' listeners are leaf
-            # layers; after `nlp.replace_listeners` only a combinator's name still says so
-            if not node.layers and "listener" in node.name:
+            if _is_listener(node):
                 return node.name
         return None
 
@@ -996,6 +1001,19 @@ def _scaled_crf(crf: CRF, factor: float) -> CRF:
         for param in scaled.parameters():
             param.mul_(factor)
     return scaled
+
+
+def _is_listener(node: Model) -> bool:
+    """Whether a layer reads its token vectors from an upstream component: spaCy's
+    Tok2VecListener, spacy-transformers' TransformerListener, curated-transformers'
+    listeners (marked by an attr, and not leaves), or another leaf layer named so. After
+    `nlp.replace_listeners` none is left, though a combinator's name may still say
+    "listener"."""
+    if isinstance(node, Tok2VecListener) or "_TRANSFORMER_LISTENER" in node.attrs:
+        return True
+    if type(node).__name__ == "TransformerListener":
+        return True
+    return not node.layers and "listener" in node.name
 
 
 def _preset_spans(doc: Doc) -> List[Tuple[int, int, str]]:

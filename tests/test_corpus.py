@@ -430,6 +430,19 @@ def test_missing_file(tmp_path):
         read_conll(tmp_path)
 
 
+def test_a_token_of_spaces_in_a_tab_separated_file_is_kept(tmp_path):
+    path = write(tmp_path, "a\tO\n \tO\nb\tB-X\n")
+    (doc,) = read_conll(path)
+    assert [t.text for t in doc] == ["a", " ", "b"]
+
+
+def test_latin1_file_starting_with_x_is_not_taken_for_a_docbin(tmp_path):
+    path = write(tmp_path, "xbox O\nCaf\u00e9 B-LOC\n", encoding="latin-1")
+    with pytest.raises(ValueError, match=r"BCE030.*iconv -f latin1") as excinfo:
+        read_conll(path)
+    assert "DocBin" not in str(excinfo.value)
+
+
 def test_docbin_and_utf16_input_get_their_own_hints(tmp_path):
     doc = Doc(Vocab(), words=["Paris"])
     DocBin(docs=[doc]).to_disk(tmp_path / "train.spacy")

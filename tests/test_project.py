@@ -309,10 +309,13 @@ def test_evaluate_reads_a_directory_of_docbins(load_script):
         (tmp / "sub").mkdir()
         DocBin(docs=[Doc(nlp.vocab, words=["a", "b"])]).to_disk(tmp / "b.spacy")
         DocBin(docs=[Doc(nlp.vocab, words=["c"])]).to_disk(tmp / "sub" / "c.spacy")
+        # hidden files and folders are skipped, as spaCy's Corpus skips them
+        (tmp / ".ipynb_checkpoints").mkdir()
+        DocBin(docs=[Doc(nlp.vocab, words=["x"])]).to_disk(tmp / ".ipynb_checkpoints" / "b.spacy")
         docs = evaluate.load_gold_docs(nlp, tmp)
         assert [d.text for d in docs] == ["a b ", "c "]
         (tmp / "empty").mkdir()
-        with pytest.raises(ValueError, match="without .spacy files"):
+        with pytest.raises(ValueError, match="without .spacy files"), pytest.warns(UserWarning):
             evaluate.load_gold_docs(nlp, tmp / "empty")
 
 

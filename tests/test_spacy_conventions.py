@@ -7,7 +7,8 @@ import pytest
 import spacy
 import torch
 from spacy.lang.en import English
-from spacy.tokens import Doc
+from spacy.scorer import get_ner_prf
+from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import make_tempdir
 from thinc.api import fix_random_seed
@@ -140,6 +141,14 @@ def test_judge_entities_is_the_ner_scorers_judgement():
     gold = Doc(nlp.vocab, words=["Barack", "Obama", "visited", "Par", "is", "."],
                spaces=[True, True, True, False, True, False], ents=["B-PER", "I-PER", "O", "B-LOC", "I-LOC", "O"])
     assert judge_entities(Example(doc, gold), [(0, 2, "PER"), (3, 4, "LOC")]) == [True, True]
+    # two predictions aligned to one gold entity: it is matched once, as the scorer does
+    gold = Doc(nlp.vocab, words=["in", "NewYork"], spaces=[True, False], ents=["O", "B-LOC"])
+    pred_spaces = Doc(nlp.vocab, words=["in", "New", "York"], spaces=[True, False, False])
+    assert pred_spaces.text == gold.text
+    eg = Example(pred_spaces, gold)
+    assert judge_entities(eg, [(1, 2, "LOC"), (2, 3, "LOC")]) == [True, False]
+    pred_spaces.ents = [Span(pred_spaces, 1, 2, "LOC"), Span(pred_spaces, 2, 3, "LOC")]
+    assert get_ner_prf([eg])["ents_p"] == 0.5
 
 
 def test_fits_ignore_what_ents_f_ignores(trained):
@@ -239,6 +248,22 @@ def test_labels_without_initialize_save_and_load():
     examples = make_examples(other)
     other.initialize(lambda: examples)
     assert set(other.get_pipe("bilstm_attn_crf").labels) == {"PER", "LOC", "ORG"}
+
+
+def test_listeners_are_recognised_by_type_not_shape():
+    """curated-transformers' listeners are not leaf layers; they carry a marker attr."""
+    from thinc.api import Linear, Model, chain, noop
+
+    from spacy_bilstm_crf.pipeline_component import _is_listener
+
+    curated = Model("last_transformer_layer_listener", lambda model, X, is_train: (X, None),
+                    layers=[noop()], attrs={"_TRANSFORMER_LISTENER": True})
+    assert _is_listener(curated)
+    assert not _is_listener(chain(noop(), Linear(2, 2)))
+    # a combinator whose name still says "listener" (after replace_listeners) is not one
+    named = chain(Model("tok2vec-listener-copy", lambda model, X, is_train: (X, None),
+                        layers=[noop()]), Linear(2, 2))
+    assert "listener" in named.name and not _is_listener(named)
 
 
 def test_fits_after_replace_listeners_need_no_nlp():

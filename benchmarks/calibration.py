@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from bench_common import fix_threads
+
 from spacy_bilstm_crf.calibration import entity_confidences, expected_calibration_error
 
 
@@ -36,7 +38,10 @@ def main() -> None:
                         help="run the configs' CalibrateOnSave callback (fits the temperature on "
                         "the first N docs of --data, read as the pipeline's [corpora.dev] "
                         "reads its dev set) and report on the rest of --data")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch / BLAS threads (fixed and printed; recorded in the JSON)")
     args = parser.parse_args()
+    fix_threads(args.threads)
 
     import spacy
     from spacy.tokens import Doc, DocBin
@@ -104,6 +109,7 @@ def main() -> None:
             else "first half of --data (reported on the second half)" if args.fit_first_half else args.fit_on
         ),
         "callback_seconds": callback_seconds,
+        "threads": args.threads,
         "bins": bins,
         "command": " ".join(sys.argv),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

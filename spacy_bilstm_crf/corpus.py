@@ -108,7 +108,7 @@ class ConllData:
                     return "bilou"
                 if prefix == "I" and (prev == "O" or split_tag(prev)[1] != label):
                     iob1 = True
-                prev = "O" if token.tag == MISSING else token.tag
+                prev = token.tag
         return "iob1" if iob1 else "iob2"
 
 

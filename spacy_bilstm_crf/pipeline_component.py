@@ -1023,13 +1023,18 @@ def _preset_spans(doc: Doc) -> List[Tuple[int, int, str]]:
 _RULE_ATTRS = [IS_SPACE, SENT_START, ENT_IOB, ENT_TYPE]
 
 
+def _is_blocked(ent_iob: numpy.ndarray, ent_type: numpy.ndarray) -> numpy.ndarray:
+    """Per token: set as blocked (`doc.set_ents(blocked=...)`): ENT_IOB "B" without a type."""
+    return (ent_iob == 3) & (ent_type == 0)
+
+
 def _blocked_tokens(doc: Doc) -> List[int]:
-    """The indices of the tokens set as blocked (`doc.set_ents(blocked=...)`)."""
+    """The indices of the tokens set as blocked."""
     if not doc.has_annotation("ENT_IOB"):  # the common case, and ~8x cheaper
         return []
     # shape: (len(doc), 2)
     arr = doc.to_array([ENT_IOB, ENT_TYPE])
-    return numpy.flatnonzero((arr[:, 0] == 3) & (arr[:, 1] == 0)).tolist()
+    return numpy.flatnonzero(_is_blocked(arr[:, 0], arr[:, 1])).tolist()
 
 
 def _decode_rules(
@@ -1048,7 +1053,7 @@ def _decode_rules(
         return None
     # shape: (len(doc), 4)
     arr = doc.to_array(_RULE_ATTRS).astype("int64")
-    blocked = (arr[:, 2] == 3) & (arr[:, 3] == 0)
+    blocked = _is_blocked(arr[:, 2], arr[:, 3])
     space = arr[:, 0] != 0
     sent_start = arr[:, 1] == 1
     sent_start[0] = False

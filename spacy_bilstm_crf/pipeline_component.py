@@ -45,6 +45,7 @@ from .architectures import (
     length_mask,
     pad_to_torch,
     predict_emissions,
+    set_lm_vocab,
     set_tag_scheme,
     unpad_from_torch,
 )
@@ -343,6 +344,8 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         # labels sorted for a model that does not depend on data order
         self.cfg["labels"] = sorted(self.labels)
         set_tag_scheme(self.model, self.tag_scheme)
+        # the auxiliary language-modelling heads' vocabulary (lm_weight > 0 only)
+        set_lm_vocab(self.model, (eg.reference for eg in get_examples()))
         self.model.initialize(X=doc_sample)
         self.cfg["nI"] = self.model.get_ref("head").get_dim("nI")
 

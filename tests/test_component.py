@@ -556,3 +556,125 @@ def test_variational_dropout_trains_and_survives_serialization():
         nlp2 = spacy.load(tmp)
         assert nlp2.config["components"]["bilstm_attn_crf"]["model"]["variational_dropout"] is True
         assert [ents_of(doc) for doc in nlp2.pipe(texts)] == expected
+
+
+LM_MODEL = {**SMALL_MODEL, "num_layers": 2, "lm_weight": 0.5, "lm_vocab_size": 6}
+
+
+def test_lm_objective_trains_and_survives_serialization():
+    from collections import Counter
+
+    fix_random_seed(0)
+    nlp = English()
+    nlp.add_pipe("bilstm_attn_crf", config={"model": LM_MODEL})
+    examples = make_examples(nlp)
+    losses = train(nlp, examples, n_iter=80)
+    assert losses["bilstm_attn_crf"] < 1.0
+    pipe = nlp.get_pipe("bilstm_attn_crf")
+    head = pipe.model.get_ref("head")
+    # the 4 most frequent lower-case forms (ties alphabetically), from class 2 on
+    counts = Counter(t.lower_ for eg in examples for t in eg.reference)
+    ranked = sorted(counts, key=lambda w: (-counts[w], w))[:4]
+    assert head.attrs["lm_vocab"] == {w: i + 2 for i, w in enumerate(ranked)}
+    texts = [text for text, _ in TRAIN_DATA]
+    expected = [ents_of(doc) for doc in nlp.pipe(texts)]
+    assert expected == [
+        [(s, e, label) for s, e, label in annots["entities"]] for _, annots in TRAIN_DATA
+    ]
+    with make_tempdir() as tmp:
+        nlp.to_disk(tmp)
+        nlp2 = spacy.load(tmp)
+        head2 = nlp2.get_pipe("bilstm_attn_crf").model.get_ref("head")
+        assert head2.attrs["lm_vocab"] == head.attrs["lm_vocab"]
+        assert [ents_of(doc) for doc in nlp2.pipe(texts)] == expected
+        # and it trains on from there (the vocabulary came with it)
+        nlp2.update(examples, sgd=nlp2.resume_training(), losses={})
+
+
+def test_lm_objective_adds_its_weighted_gradient():
+    """An update's gradient is the CRF loss's plus lm_weight / n_docs times the
+    gradient of the summed language-modelling loss (no dropout here)."""
+    import torch
+
+    from spacy_bilstm_crf.architectures import get_torch_model, lm_targets, pad_to_torch
+
+    fix_random_seed(0)
+    nlp = English()
+    nlp.add_pipe("bilstm_attn_crf", config={"model": LM_MODEL})
+    examples = make_examples(nlp)
+    nlp.initialize(get_examples=lambda: examples)
+    pipe = nlp.get_pipe("bilstm_attn_crf")
+    torch_model = get_torch_model(pipe.model)
+    wrapped = pipe.model.get_ref("head").layers[0]
+
+    def grads():
+        return {n: p.grad.clone() for n, p in torch_model.named_parameters() if p.grad is not None}
+
+    def zero():
+        for p in torch_model.parameters():
+            p.grad = None
+
+    zero()
+    pipe.update(examples, sgd=None)
+    with_lm = grads()
+    zero()
+    wrapped.attrs["lm_weight"] = 0.0
+    pipe.update(examples, sgd=None)
+    without = grads()
+    zero()
+    docs = [eg.predicted for eg in examples]
+    X = pipe.model.get_ref("tok2vec").predict(docs)
+    Xt, lengths = pad_to_torch(pipe.model.ops, X, torch.device("cpu"))
+    targets = numpy.full((len(X), Xt.shape[1], 2), -1, dtype="int64")
+    for i, t in enumerate(lm_targets(pipe.model.get_ref("head"), docs)):
+        targets[i, : len(t)] = t
+    torch_model.train()
+    _, lm_loss = torch_model(Xt, lengths, torch.from_numpy(targets))
+    (lm_loss * 0.5 / len(docs)).backward()
+    lm_only = grads()
+    assert any("lm_heads" in name for name in with_lm)
+    assert all(not g.any() for name, g in without.items() if "lm_heads" in name)
+    lstm_name = "emitter.lstm.0.weight_ih_l0"
+    assert not torch.allclose(with_lm[lstm_name], without[lstm_name])
+    for name, grad in with_lm.items():
+        zeros = torch.zeros_like(grad)
+        expected = lm_only.get(name, zeros) + without.get(name, zeros)
+        torch.testing.assert_close(grad, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_lm_targets_shift_by_one_token():
+    from spacy_bilstm_crf.architectures import LM_BOUNDARY, LM_RARE, lm_targets, set_lm_vocab
+
+    nlp = English()
+    nlp.add_pipe("bilstm_attn_crf", config={"model": LM_MODEL})
+    pipe = nlp.get_pipe("bilstm_attn_crf")
+    set_lm_vocab(pipe.model, [nlp.make_doc("b a a B c c c")])  # c:3, a:2, b:2 -> 4 words
+    vocab = pipe.model.get_ref("head").attrs["lm_vocab"]
+    assert vocab == {"c": 2, "a": 3, "b": 4}  # vocab size 6 - rare - boundary = 4 slots
+    (targets,) = lm_targets(pipe.model.get_ref("head"), [nlp.make_doc("A x c")])
+    assert targets.tolist() == [[LM_RARE, LM_BOUNDARY], [2, 3], [LM_BOUNDARY, LM_RARE]]
+    (empty,) = lm_targets(pipe.model.get_ref("head"), [nlp.make_doc("")])
+    assert empty.shape == (0, 2)
+
+
+def test_lm_weight_is_checked():
+    from spacy_bilstm_crf.architectures import _check_lm_weight
+
+    nlp = English()
+    with pytest.raises(ValueError, match=r"\[BCE041\].*lm_weight"):
+        nlp.add_pipe("bilstm_attn_crf", config={"model": {**SMALL_MODEL, "lm_weight": -0.1}})
+    for bad in (float("inf"), float("nan"), True, "0.1"):
+        with pytest.raises(ValueError, match=r"\[BCE041\].*lm_weight"):
+            _check_lm_weight(bad)
+    assert _check_lm_weight(0) == 0.0
+
+
+def test_lm_weight_zero_keeps_the_plain_model():
+    nlp = English()
+    pipe = nlp.add_pipe("bilstm_attn_crf", config={"model": SMALL_MODEL})
+    assert pipe.model.name.endswith(">>bilstm_attn_crf_head")  # thinc's chain
+    nlp.initialize(get_examples=lambda: make_examples(nlp))
+    from spacy_bilstm_crf.architectures import get_torch_model
+
+    assert get_torch_model(pipe.model).emitter.lm_heads is None
+    assert pipe.model.get_ref("head").attrs["lm_vocab"] is None

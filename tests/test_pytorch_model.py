@@ -469,3 +469,107 @@ def test_defaults():
     assert (model.attention.heads, model.attention.dropout) == (4, pytest.approx(0.1))
     assert (model.attention.window, model.attention.window_overlap) == (256, 64)
     assert model.hidden2tag.out_features == 9
+
+
+# ------------------------------------------------ auxiliary language-modelling loss
+
+
+def lm_target_tensor(lengths: List[int], vocab: int, seed: int = 3) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    out = torch.full((len(lengths), max(lengths), 2), -1, dtype=torch.int64)
+    for i, n in enumerate(lengths):
+        out[i, :n] = torch.randint(0, vocab, (n, 2), generator=gen)
+    return out
+
+
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+def test_lm_loss_sees_no_word_it_predicts(num_layers):
+    """The forward head's loss at position t depends only on the inputs up to t, the
+    backward head's only on those from t on: neither can copy the word it predicts.
+    (On the top layer of a stacked BiLSTM, the forward states have seen later words.)"""
+    model = make_emitter(num_layers=num_layers, lm_vocab_size=7, attention_heads=2).eval()
+    inputs, lengths = pad_batch(random_seqs([9]))
+    for direction in (0, 1):
+        for t in (0, 4, 8):
+            x = inputs.clone().requires_grad_(True)
+            targets = torch.full((1, 9, 2), -1, dtype=torch.int64)
+            targets[0, t, direction] = 3
+            _, loss = model(x, lengths, targets)
+            loss.backward()
+            # shape: (9,)
+            reach = x.grad[0].abs().sum(-1)
+            seen = range(0, t + 1) if direction == 0 else range(t, 9)
+            assert all(reach[i] > 0 for i in seen), (direction, t, reach)
+            assert all(reach[i] == 0 for i in range(9) if i not in seen), (direction, t, reach)
+
+
+def test_lm_loss_is_the_summed_cross_entropy():
+    model = make_emitter(num_layers=2, lm_vocab_size=5).eval()
+    inputs, lengths = pad_batch(random_seqs([6, 3]))
+    targets = lm_target_tensor([6, 3], 5)
+    targets[0, 2, 1] = -1  # ignored, as padding is
+    emissions, loss = model(inputs, lengths, targets)
+    torch.testing.assert_close(emissions, model(inputs, lengths))
+    # the first layer's states, by running the first LSTM alone
+    first = model.lstm[0]
+    expected = torch.zeros(())
+    for i, n in enumerate(lengths.tolist()):
+        states, _ = first(inputs[i : i + 1, :n])
+        for direction, head in enumerate(model.lm_heads):
+            half = states[0, :, direction * 8 : (direction + 1) * 8]
+            for t in range(n):
+                target = int(targets[i, t, direction])
+                if target >= 0:
+                    expected = expected - torch.log_softmax(head(half[t]), -1)[target]
+    torch.testing.assert_close(loss, expected)
+
+
+def test_lm_heads_train_and_leave_prediction_alone():
+    """Training only the language-modelling loss lowers it; eval-mode emissions come
+    from the same computation with or without the heads (same weights otherwise)."""
+    model = make_emitter(num_layers=2, lm_vocab_size=4, dropout=0.0, input_dropout=0.0).train()
+    inputs, lengths = pad_batch(random_seqs([8, 5, 2]))
+    # a predictable "language": the next word is always class (t + 1) % 4
+    targets = torch.full((3, 8, 2), -1, dtype=torch.int64)
+    for i, n in enumerate(lengths.tolist()):
+        for t in range(n):
+            targets[i, t, 0] = (t + 1) % 4
+            targets[i, t, 1] = (t - 1) % 4
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    first = None
+    for _ in range(60):
+        optimizer.zero_grad()
+        _, loss = model(inputs, lengths, targets)
+        first = float(loss.detach()) if first is None else first
+        loss.backward()
+        optimizer.step()
+    assert float(loss) < 0.2 * first
+    plain = make_emitter(num_layers=2, dropout=0.0, input_dropout=0.0).eval()
+    state = {}
+    for name, value in model.state_dict().items():
+        if name.startswith("lm_heads."):
+            continue
+        if name.startswith("lstm."):  # lstm.1.weight_ih_l0 -> lstm.weight_ih_l1
+            _, layer, param = name.split(".", 2)
+            name = "lstm." + param.replace("_l0", f"_l{layer}")
+        state[name] = value
+    plain.load_state_dict(state)
+    torch.testing.assert_close(model.eval()(inputs, lengths), plain(inputs, lengths))
+
+
+def test_lm_targets_errors():
+    model = make_emitter(lm_vocab_size=4)
+    inputs, lengths = pad_batch(random_seqs([3]))
+    with pytest.raises(ValueError, match=r"\[BCE040\].*lm_targets.*int64"):
+        model(inputs, lengths, torch.zeros(1, 3, 2))
+    with pytest.raises(ValueError, match=r"\[BCE040\].*lm_targets.*shape"):
+        model(inputs, lengths, torch.zeros(1, 3, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"\[BCE040\].*below lm_vocab_size \(4\)"):
+        model(inputs, lengths, torch.full((1, 3, 2), 4, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"\[BCE040\].*no language-modelling heads"):
+        make_emitter()(inputs, lengths, torch.zeros(1, 3, 2, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"\[BCE041\].*lm_vocab_size"):
+        make_emitter(lm_vocab_size=-1)
+    # all targets ignored: a zero loss that still backpropagates
+    _, loss = model(inputs, lengths, torch.full((1, 3, 2), -1, dtype=torch.int64))
+    assert float(loss) == 0.0

@@ -6,6 +6,7 @@ tag scheme on the head with ``set_tag_scheme`` before initializing or deserializ
 """
 
 from collections import Counter
+from functools import partial
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union, cast
 
 import numpy
@@ -72,6 +73,7 @@ def build_bilstm_attn_crf_v1(
     RETURNS (Model[List[Doc], List[Floats2d]]): The model.
     """
     lm_weight = _check_lm_weight(lm_weight)
+    check_int("lm_vocab_size", lm_vocab_size, 3)
     head: Model[List[Floats2d], List[Floats2d]] = Model(
         HEAD_NAME,
         head_forward,
@@ -87,9 +89,10 @@ def build_bilstm_attn_crf_v1(
             "window": window,
             "window_overlap": window_overlap,
             "variational_dropout": variational_dropout,
-            "lm_weight": lm_weight,
-            # checked here, so that a bad value fails when the config is resolved
-            "lm_vocab_size": check_int("lm_vocab_size", lm_vocab_size, 3) if lm_weight else 0,
+            # 0: no language-modelling heads. (The weight itself is bound to the forward
+            # function, not kept in attrs, which thinc saves with the weights: a loaded
+            # pipeline trains with the weight of its config.)
+            "lm_vocab_size": lm_vocab_size if lm_weight else 0,
             # lower-case form -> class id, set by `set_lm_vocab` at initialize
             "lm_vocab": None,
         },
@@ -98,7 +101,7 @@ def build_bilstm_attn_crf_v1(
     if lm_weight:
         model = Model(
             "bilstm_attn_crf_lm",
-            lm_model_forward,
+            partial(lm_model_forward, lm_weight=lm_weight),
             init=lm_model_init,
             layers=[tok2vec, head],
             dims={"nO": nO},
@@ -142,7 +145,7 @@ def set_lm_vocab(model: Model, docs: Iterable[Doc]) -> None:
     """
     head = model.get_ref("head")
     size = head.attrs.get("lm_vocab_size", 0)
-    if not head.attrs.get("lm_weight"):
+    if not size:
         return
     counts = Counter(lm_word(token) for doc in docs for token in doc)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[: size - 2]
@@ -179,14 +182,16 @@ def lm_model_init(
 
 
 def lm_model_forward(
-    model: Model, docs: List[Doc], is_train: bool
+    model: Model, docs: List[Doc], is_train: bool, *, lm_weight: float
 ) -> Tuple[List[Floats2d], Callable]:
     """tok2vec -> head, as ``chain``; while training, the head also gets the docs'
-    language-modelling targets (see ``lm_targets``)."""
+    language-modelling targets (see ``lm_targets``) and the loss weight."""
     tok2vec = model.get_ref("tok2vec")
     head = model.get_ref("head")
     X, backprop_tok2vec = tok2vec(docs, is_train)
-    head_input: Any = (X, lm_targets(head, docs)) if is_train and X else X
+    head_input: Any = X
+    if is_train and any(len(x) for x in X):
+        head_input = (X, lm_targets(head, docs), lm_weight)
     Y, backprop_head = head(head_input, is_train)
 
     def backprop(dY: List[Floats2d]) -> Any:
@@ -213,12 +218,14 @@ def build_token_dropout_v1(
     RETURNS (Model[List[Doc], List[Floats2d]]): The wrapped layer.
     """
     rate = check_prob("rate", rate, error=Errors.BCE063)
+    # The rate is bound to the forward function, not kept in `attrs`: thinc saves attrs
+    # with the weights, so a loaded pipeline would train with the saved rate whatever
+    # its config says.
     return Model(
         "token_dropout",
-        token_dropout_forward,
+        partial(token_dropout_forward, rate=rate),
         init=token_dropout_init,
         layers=[layer],
-        attrs={"token_dropout_rate": rate},
         dims={"nO": layer.maybe_get_dim("nO")},
     )
 
@@ -233,11 +240,10 @@ def token_dropout_init(
 
 
 def token_dropout_forward(
-    model: Model, docs: List[Doc], is_train: bool
+    model: Model, docs: List[Doc], is_train: bool, *, rate: float
 ) -> Tuple[List[Floats2d], Callable]:
     layer = model.layers[0]
     Y, backprop_layer = layer(docs, is_train)
-    rate = model.attrs["token_dropout_rate"]
     if not is_train or rate == 0.0 or not Y:
         return Y, backprop_layer
     ops = model.ops
@@ -286,7 +292,7 @@ def build_head(head: Model, nI: int) -> None:
         window=attrs["window"],
         window_overlap=attrs["window_overlap"],
         variational_dropout=attrs.get("variational_dropout", False),
-        lm_vocab_size=attrs.get("lm_vocab_size", 0) if attrs.get("lm_weight") else 0,
+        lm_vocab_size=attrs.get("lm_vocab_size", 0),
         allowed_start=scheme.allowed_start(),
         allowed_transitions=scheme.allowed_transitions(),
         allowed_end=scheme.allowed_end(),
@@ -296,7 +302,6 @@ def build_head(head: Model, nI: int) -> None:
     )
     wrapped.set_dim("nI", nI)
     wrapped.set_dim("nO", scheme.num_tags)
-    wrapped.attrs["lm_weight"] = float(attrs.get("lm_weight", 0.0))
     head.layers.append(wrapped)
 
 
@@ -408,14 +413,17 @@ def unpad_from_torch(ops: Any, tensor: torch.Tensor, lengths: List[int]) -> List
 
 
 def convert_inputs(
-    model: Model, X: Union[List[Floats2d], Tuple[List[Floats2d], List[Ints2d]]], is_train: bool
+    model: Model,
+    X: Union[List[Floats2d], Tuple[List[Floats2d], List[Ints2d], float]],
+    is_train: bool,
 ) -> Tuple[ArgsKwargs, Callable[[ArgsKwargs], List[Floats2d]]]:
     """The token vectors as a padded tensor and lengths; with language-modelling
-    targets (``(X, targets)``, see ``lm_targets``), also those, padded with -1."""
+    targets (``(X, targets, lm_weight)``, see ``lm_model_forward``), also the targets,
+    padded with -1."""
     shim = cast(PyTorchShim, model.shims[0])
     targets: Optional[List[Ints2d]] = None
     if isinstance(X, tuple):
-        X, targets = X
+        X, targets, _ = X
     nI = model.get_dim("nI")
     for x in X:
         if x.ndim != 2 or x.shape[1] != nI:
@@ -449,8 +457,9 @@ def convert_outputs(
     shim = cast(PyTorchShim, model.shims[0])
     X, Yt = X_Ytorch
     lm_loss: Optional[torch.Tensor] = None
+    lm_weight = 0.0
     if isinstance(X, tuple):
-        X = X[0]
+        X, _, lm_weight = X
         Yt, lm_loss = Yt
     lengths = [int(x.shape[0]) for x in X]
     Y = unpad_from_torch(model.ops, Yt, lengths)
@@ -459,7 +468,7 @@ def convert_outputs(
         dYt, _ = pad_to_torch(model.ops, dY, shim.device)
         if lm_loss is None:
             return ArgsKwargs(args=(Yt,), kwargs={"grad_tensors": dYt})
-        scale = model.attrs["lm_weight"] / max(len(X), 1)
+        scale = lm_weight / max(len(X), 1)
         d_lm = torch.full_like(lm_loss, scale)
         return ArgsKwargs(args=((Yt, lm_loss),), kwargs={"grad_tensors": (dYt, d_lm)})
 

@@ -593,35 +593,33 @@ def test_lm_objective_trains_and_survives_serialization():
 
 def test_lm_objective_adds_its_weighted_gradient():
     """An update's gradient is the CRF loss's plus lm_weight / n_docs times the
-    gradient of the summed language-modelling loss (no dropout here)."""
+    gradient of the summed language-modelling loss (no dropout here); the weight is the
+    one of the component's config, also after loading weights trained with another."""
     import torch
 
     from spacy_bilstm_crf.architectures import get_torch_model, lm_targets, pad_to_torch
 
     fix_random_seed(0)
     nlp = English()
-    nlp.add_pipe("bilstm_attn_crf", config={"model": LM_MODEL})
+    nlp.add_pipe("bilstm_attn_crf", config={"model": LM_MODEL})  # lm_weight 0.5
     examples = make_examples(nlp)
     nlp.initialize(get_examples=lambda: examples)
     pipe = nlp.get_pipe("bilstm_attn_crf")
-    torch_model = get_torch_model(pipe.model)
-    wrapped = pipe.model.get_ref("head").layers[0]
+    heavier = English().add_pipe("bilstm_attn_crf", config={"model": {**LM_MODEL, "lm_weight": 1.5}})
+    heavier.from_bytes(pipe.to_bytes())
 
-    def grads():
-        return {n: p.grad.clone() for n, p in torch_model.named_parameters() if p.grad is not None}
-
-    def zero():
+    def update_grads(component):
+        torch_model = get_torch_model(component.model)
         for p in torch_model.parameters():
             p.grad = None
+        component.update(examples, sgd=None)
+        return {n: p.grad.clone() for n, p in torch_model.named_parameters() if p.grad is not None}
 
-    zero()
-    pipe.update(examples, sgd=None)
-    with_lm = grads()
-    zero()
-    wrapped.attrs["lm_weight"] = 0.0
-    pipe.update(examples, sgd=None)
-    without = grads()
-    zero()
+    light = update_grads(pipe)
+    heavy = update_grads(heavier)
+    torch_model = get_torch_model(pipe.model)
+    for p in torch_model.parameters():
+        p.grad = None
     docs = [eg.predicted for eg in examples]
     X = pipe.model.get_ref("tok2vec").predict(docs)
     Xt, lengths = pad_to_torch(pipe.model.ops, X, torch.device("cpu"))
@@ -630,16 +628,19 @@ def test_lm_objective_adds_its_weighted_gradient():
         targets[i, : len(t)] = t
     torch_model.train()
     _, lm_loss = torch_model(Xt, lengths, torch.from_numpy(targets))
-    (lm_loss * 0.5 / len(docs)).backward()
-    lm_only = grads()
-    assert any("lm_heads" in name for name in with_lm)
-    assert all(not g.any() for name, g in without.items() if "lm_heads" in name)
+    (lm_loss / len(docs)).backward()
+    lm_grads = {n: p.grad for n, p in torch_model.named_parameters() if p.grad is not None}
+    assert any("lm_heads" in name for name in lm_grads)
     lstm_name = "emitter.lstm.0.weight_ih_l0"
-    assert not torch.allclose(with_lm[lstm_name], without[lstm_name])
-    for name, grad in with_lm.items():
+    assert lm_grads[lstm_name].abs().sum() > 0
+    assert set(light) == set(heavy)
+    for name, grad in light.items():
         zeros = torch.zeros_like(grad)
-        expected = lm_only.get(name, zeros) + without.get(name, zeros)
-        torch.testing.assert_close(grad, expected, atol=1e-5, rtol=1e-4)
+        # heavy - light = (1.5 - 0.5) / n * d(lm loss); the CRF parts cancel
+        torch.testing.assert_close(heavy[name] - grad, lm_grads.get(name, zeros), atol=1e-5, rtol=1e-4)
+        # and light itself carries 0.5 of it: light - 0.5 * lm = the CRF's gradient
+        crf_part = grad - 0.5 * lm_grads.get(name, zeros)
+        torch.testing.assert_close(heavy[name] - 1.5 * lm_grads.get(name, zeros), crf_part, atol=1e-5, rtol=1e-4)
 
 
 def test_lm_targets_shift_by_one_token():
@@ -678,3 +679,51 @@ def test_lm_weight_zero_keeps_the_plain_model():
 
     assert get_torch_model(pipe.model).emitter.lm_heads is None
     assert pipe.model.get_ref("head").attrs["lm_vocab"] is None
+
+
+def test_lm_objective_refuses_a_context_tok2vec():
+    """With a window encoder (or a listener) the words to predict are in the input."""
+    nlp = English()
+    model = {
+        **LM_MODEL,
+        "tok2vec": {
+            "@architectures": "spacy.Tok2Vec.v2",
+            "embed": {**SMALL_MODEL["tok2vec"]},
+            "encode": {
+                "@architectures": "spacy.MaxoutWindowEncoder.v2",
+                "width": 32, "depth": 1, "window_size": 1, "maxout_pieces": 2,
+            },
+        },
+    }
+    nlp.add_pipe("bilstm_attn_crf", config={"model": model})
+    with pytest.raises(ValueError, match=r"\[BCE075\].*'expand_window'"):
+        nlp.initialize(get_examples=lambda: make_examples(nlp))
+    nlp = English()
+    nlp.add_pipe("tok2vec")
+    listening = {
+        **LM_MODEL,
+        "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1", "width": 96, "upstream": "*"},
+    }
+    nlp.add_pipe("bilstm_attn_crf", config={"model": listening})
+    with pytest.raises(ValueError, match=r"\[BCE075\]"):
+        nlp.initialize(get_examples=lambda: make_examples(nlp))
+
+
+def test_lm_objective_with_an_empty_batch_backpropagates():
+    from spacy_bilstm_crf.architectures import lm_targets
+
+    fix_random_seed(0)
+    nlp = English()
+    nlp.add_pipe("bilstm_attn_crf", config={"model": LM_MODEL})
+    nlp.initialize(get_examples=lambda: make_examples(nlp))
+    pipe = nlp.get_pipe("bilstm_attn_crf")
+    # docs with tokens whose targets are all ignored still give a usable (zero) LM loss
+    wrapped = pipe.model.get_ref("head").layers[0]
+    docs = [nlp.make_doc("Berlin"), nlp.make_doc("")]
+    X = pipe.model.get_ref("tok2vec").predict(docs)
+    targets = [t * 0 - 1 for t in lm_targets(pipe.model.get_ref("head"), docs)]
+    Y, backprop = wrapped((X, targets, 0.5), is_train=True)
+    dX = backprop([numpy.zeros_like(y) for y in Y])
+    assert [d.shape for d in dX] == [x.shape for x in X]
+    # and an update on empty docs only is a no-op, as without the LM
+    assert pipe.update([Example.from_dict(nlp.make_doc(""), {})]) == {"bilstm_attn_crf": 0.0}

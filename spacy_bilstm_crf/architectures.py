@@ -5,20 +5,18 @@ and the tag set (``nO`` and the transition constraints) are known. The pipe sets
 tag scheme on the head with ``set_tag_scheme`` before initializing or deserializing.
 """
 
-from collections import Counter
 from functools import partial
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union, cast
+from typing import Any, Callable, List, Optional, Tuple, cast
 
-import numpy
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, PyTorchShim, PyTorchWrapper_v2, chain, torch2xp, xp2torch
-from thinc.types import Floats2d, Floats3d, Ints2d
+from thinc.types import Floats2d, Floats3d
 
 from .crf import CRF
 from .errors import Errors
-from .pytorch_model import BiLSTMAttnCRFModel, check_int, check_prob
+from .pytorch_model import BiLSTMAttnCRFModel, check_prob
 from .tag_scheme import TagScheme
 
 HEAD_NAME = "bilstm_attn_crf_head"
@@ -37,8 +35,6 @@ def build_bilstm_attn_crf_v1(
     window_overlap: int = 64,
     nO: Optional[int] = None,
     variational_dropout: bool = False,
-    lm_weight: float = 0.0,
-    lm_vocab_size: int = 2500,
 ) -> Model[List[Doc], List[Floats2d]]:
     """Build the BiLSTM + self-attention + CRF entity recognizer model.
 
@@ -60,20 +56,8 @@ def build_bilstm_attn_crf_v1(
     nO (Optional[int]): The number of tags; inferred from the labels at initialize.
     variational_dropout (bool): One dropout mask per doc, shared by all its tokens, for
         `input_dropout`, `dropout` and between the LSTM layers (Gal & Ghahramani 2016).
-    lm_weight (float): The weight of the auxiliary language-modelling loss of Rei (2017)
-        while training: the first BiLSTM layer's forward states predict the next word and
-        its backward states the previous word (its lower-case form, one of the
-        `lm_vocab_size` - 2 most frequent in the training data, or "rare"), and that
-        cross-entropy, summed over the tokens, is added to the CRF loss of each doc. It
-        is meant for token vectors without context (the embedded tok2vec of the shipped
-        configs): after a context encoder, the neighbouring words are in the input.
-        0 (the default): off, and no extra weights. Prediction is unchanged either way.
-    lm_vocab_size (int): The number of word classes of the language-modelling heads,
-        including "rare" and the sequence boundary; only used with `lm_weight` > 0.
     RETURNS (Model[List[Doc], List[Floats2d]]): The model.
     """
-    lm_weight = _check_lm_weight(lm_weight)
-    check_int("lm_vocab_size", lm_vocab_size, 3)
     head: Model[List[Floats2d], List[Floats2d]] = Model(
         HEAD_NAME,
         head_forward,
@@ -89,115 +73,12 @@ def build_bilstm_attn_crf_v1(
             "window": window,
             "window_overlap": window_overlap,
             "variational_dropout": variational_dropout,
-            # 0: no language-modelling heads. (The weight itself is bound to the forward
-            # function, not kept in attrs, which thinc saves with the weights: a loaded
-            # pipeline trains with the weight of its config.)
-            "lm_vocab_size": lm_vocab_size if lm_weight else 0,
-            # lower-case form -> class id, set by `set_lm_vocab` at initialize
-            "lm_vocab": None,
         },
     )
-    model: Model
-    if lm_weight:
-        model = Model(
-            "bilstm_attn_crf_lm",
-            partial(lm_model_forward, lm_weight=lm_weight),
-            init=lm_model_init,
-            layers=[tok2vec, head],
-            dims={"nO": nO},
-        )
-    else:
-        model = chain(tok2vec, head)
+    model = chain(tok2vec, head)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("head", head)
     return cast(Model[List[Doc], List[Floats2d]], model)
-
-
-def _check_lm_weight(value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not 0.0 <= float(value) < float("inf")
-    ):
-        raise ValueError(
-            Errors.BCE041.format(name="lm_weight", value=value, expected="a number >= 0")
-        )
-    return float(value)
-
-
-# ------------------------------------------------ auxiliary language-modelling loss
-LM_RARE = 0  # the class of words outside the language-modelling vocabulary
-LM_BOUNDARY = 1  # the class of "before the first / after the last token"
-
-
-def lm_word(token: Any) -> str:
-    """The form of a token that the language-modelling heads predict."""
-    return token.lower_
-
-
-def set_lm_vocab(model: Model, docs: Iterable[Doc]) -> None:
-    """Give the language-modelling heads their vocabulary: the most frequent lower-case
-    forms of `docs` (ties broken alphabetically, for a vocabulary that does not depend
-    on the order of the data). A no-op for a model without them (``lm_weight = 0``).
-
-    model (Model): A ``spacy-bilstm-crf.BiLSTMAttnCRF.v1`` model.
-    docs (Iterable[Doc]): The training docs.
-    """
-    head = model.get_ref("head")
-    size = head.attrs.get("lm_vocab_size", 0)
-    if not size:
-        return
-    counts = Counter(lm_word(token) for doc in docs for token in doc)
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[: size - 2]
-    head.attrs["lm_vocab"] = {word: i + 2 for i, (word, _) in enumerate(ranked)}
-
-
-def lm_targets(head: Model, docs: List[Doc]) -> List[Ints2d]:
-    """The language-modelling targets of each doc: (n_tokens, 2) class ids, column 0
-    the next token's class and column 1 the previous token's (``LM_BOUNDARY`` past
-    either end of the doc).
-    """
-    vocab: Optional[Dict[str, int]] = head.attrs.get("lm_vocab")
-    if vocab is None:
-        raise ValueError(Errors.BCE060.format(what="no language-modelling vocabulary "
-                                              "(lm_weight > 0): initialize the component"))
-    out = []
-    for doc in docs:
-        ids = numpy.full((len(doc) + 2,), LM_BOUNDARY, dtype="int64")
-        ids[1:-1] = [vocab.get(lm_word(token), LM_RARE) for token in doc]
-        # shape: (n_tokens, 2)
-        out.append(cast(Ints2d, numpy.stack([ids[2:], ids[:-2]], axis=1)))
-    return out
-
-
-def lm_model_init(
-    model: Model, X: Optional[List[Doc]] = None, Y: Optional[Any] = None
-) -> None:
-    tok2vec = model.get_ref("tok2vec")
-    head = model.get_ref("head")
-    tok2vec.initialize(X=X)
-    head.initialize(X=tok2vec.predict(X) if X is not None else None)
-    if head.has_dim("nO"):
-        model.set_dim("nO", head.get_dim("nO"), force=True)
-
-
-def lm_model_forward(
-    model: Model, docs: List[Doc], is_train: bool, *, lm_weight: float
-) -> Tuple[List[Floats2d], Callable]:
-    """tok2vec -> head, as ``chain``; while training, the head also gets the docs'
-    language-modelling targets (see ``lm_targets``) and the loss weight."""
-    tok2vec = model.get_ref("tok2vec")
-    head = model.get_ref("head")
-    X, backprop_tok2vec = tok2vec(docs, is_train)
-    head_input: Any = X
-    if is_train and any(len(x) for x in X):
-        head_input = (X, lm_targets(head, docs), lm_weight)
-    Y, backprop_head = head(head_input, is_train)
-
-    def backprop(dY: List[Floats2d]) -> Any:
-        return backprop_tok2vec(backprop_head(dY))
-
-    return Y, backprop
 
 
 @registry.architectures("spacy-bilstm-crf.TokenDropout.v1")
@@ -292,7 +173,6 @@ def build_head(head: Model, nI: int) -> None:
         window=attrs["window"],
         window_overlap=attrs["window_overlap"],
         variational_dropout=attrs.get("variational_dropout", False),
-        lm_vocab_size=attrs.get("lm_vocab_size", 0),
         allowed_start=scheme.allowed_start(),
         allowed_transitions=scheme.allowed_transitions(),
         allowed_end=scheme.allowed_end(),
@@ -341,7 +221,7 @@ def head_forward(
 ) -> Tuple[List[Floats2d], Callable]:
     if not model.layers:
         raise ValueError(Errors.BCE060.format(what="no torch module yet"))
-    if not (X[0] if isinstance(X, tuple) else X):
+    if not X:
         return [], lambda dY: []
     return model.layers[0](X, is_train)
 
@@ -413,17 +293,9 @@ def unpad_from_torch(ops: Any, tensor: torch.Tensor, lengths: List[int]) -> List
 
 
 def convert_inputs(
-    model: Model,
-    X: Union[List[Floats2d], Tuple[List[Floats2d], List[Ints2d], float]],
-    is_train: bool,
+    model: Model, X: List[Floats2d], is_train: bool
 ) -> Tuple[ArgsKwargs, Callable[[ArgsKwargs], List[Floats2d]]]:
-    """The token vectors as a padded tensor and lengths; with language-modelling
-    targets (``(X, targets, lm_weight)``, see ``lm_model_forward``), also the targets,
-    padded with -1."""
     shim = cast(PyTorchShim, model.shims[0])
-    targets: Optional[List[Ints2d]] = None
-    if isinstance(X, tuple):
-        X, targets, _ = X
     nI = model.get_dim("nI")
     for x in X:
         if x.ndim != 2 or x.shape[1] != nI:
@@ -437,39 +309,19 @@ def convert_inputs(
             return [model.ops.alloc2f(n, nI) for n in lengths]
         return unpad_from_torch(model.ops, grad, lengths)
 
-    args: Tuple[Any, ...] = (Xt, lengths_t)
-    if targets is not None:
-        # shape: (batch, max_len, 2)
-        padded = numpy.full((len(X), int(Xt.shape[1]), 2), -1, dtype="int64")
-        for i, t in enumerate(targets):
-            padded[i, : len(t)] = t
-        args += (torch.from_numpy(padded),)
-    return ArgsKwargs(args=args, kwargs={}), backprop
+    return ArgsKwargs(args=(Xt, lengths_t), kwargs={}), backprop
 
 
 def convert_outputs(
-    model: Model, X_Ytorch: Tuple[Any, Any], is_train: bool
+    model: Model, X_Ytorch: Tuple[List[Floats2d], torch.Tensor], is_train: bool
 ) -> Tuple[List[Floats2d], Callable[[List[Floats2d]], ArgsKwargs]]:
-    """The emissions per doc. With language-modelling targets, the torch module also
-    returned the summed language-modelling loss; its backward pass adds that loss,
-    times `lm_weight` and divided by the number of docs (as the CRF loss is), to the
-    emissions' gradient."""
     shim = cast(PyTorchShim, model.shims[0])
     X, Yt = X_Ytorch
-    lm_loss: Optional[torch.Tensor] = None
-    lm_weight = 0.0
-    if isinstance(X, tuple):
-        X, _, lm_weight = X
-        Yt, lm_loss = Yt
     lengths = [int(x.shape[0]) for x in X]
     Y = unpad_from_torch(model.ops, Yt, lengths)
 
     def backprop(dY: List[Floats2d]) -> ArgsKwargs:
         dYt, _ = pad_to_torch(model.ops, dY, shim.device)
-        if lm_loss is None:
-            return ArgsKwargs(args=(Yt,), kwargs={"grad_tensors": dYt})
-        scale = lm_weight / max(len(X), 1)
-        d_lm = torch.full_like(lm_loss, scale)
-        return ArgsKwargs(args=((Yt, lm_loss),), kwargs={"grad_tensors": (dYt, d_lm)})
+        return ArgsKwargs(args=(Yt,), kwargs={"grad_tensors": dYt})
 
     return Y, backprop

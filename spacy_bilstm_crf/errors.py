@@ -222,13 +222,6 @@ class Errors(metaclass=ErrorsWithCodes):
         "component named {name!r} (its components: {pipes}). Set `component` in "
         "[training.before_to_disk] to the name you gave it."
     )
-    BCE075 = (
-        "The component {name!r} has lm_weight > 0 (the auxiliary language-modelling "
-        "loss), but its tok2vec gives each token a vector that already depends on its "
-        "neighbours (the layer {layer!r}), so the next and previous words it is asked to "
-        "predict are in its input. Set lm_weight = 0, or give the component an embedding "
-        "tok2vec of its own (e.g. MultiHashEmbed + CharacterEmbed, as in configs/default.cfg)."
-    )
 
 
 class Warnings(metaclass=ErrorsWithCodes):

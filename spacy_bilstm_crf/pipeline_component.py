@@ -45,7 +45,6 @@ from .architectures import (
     length_mask,
     pad_to_torch,
     predict_emissions,
-    set_lm_vocab,
     set_tag_scheme,
     unpad_from_torch,
 )
@@ -80,8 +79,6 @@ window = 256
 window_overlap = 64
 nO = null
 variational_dropout = false
-lm_weight = 0.0
-lm_vocab_size = 2500
 
 [model.tok2vec]
 @layers = "concatenate.v1"
@@ -346,12 +343,6 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         # labels sorted for a model that does not depend on data order
         self.cfg["labels"] = sorted(self.labels)
         set_tag_scheme(self.model, self.tag_scheme)
-        # the auxiliary language-modelling heads' vocabulary (lm_weight > 0 only)
-        if self.model.get_ref("head").attrs.get("lm_vocab_size"):
-            context = _context_layer(self.model.get_ref("tok2vec"))
-            if context is not None:
-                raise ValueError(Errors.BCE075.format(name=self.name, layer=context))
-        set_lm_vocab(self.model, (eg.reference for eg in get_examples()))
         self.model.initialize(X=doc_sample)
         self.cfg["nI"] = self.model.get_ref("head").get_dim("nI")
 
@@ -1010,18 +1001,6 @@ def _scaled_crf(crf: CRF, factor: float) -> CRF:
         for param in scaled.parameters():
             param.mul_(factor)
     return scaled
-
-
-def _context_layer(tok2vec: Model) -> Optional[str]:
-    """The name of a layer of `tok2vec` that mixes neighbouring tokens' vectors (a
-    listener of an upstream tok2vec or transformer, a window encoder, a PyTorch
-    encoder), or None if there is none."""
-    for node in tok2vec.walk():
-        if _is_listener(node) or node.name in ("expand_window", "transformer") or any(
-            isinstance(shim, PyTorchShim) for shim in node.shims
-        ):
-            return node.name
-    return None
 
 
 def _is_listener(node: Model) -> bool:

@@ -17,7 +17,7 @@ Design notes:
 """
 
 import math
-from typing import Optional, Tuple, Union
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -272,8 +272,6 @@ class BiLSTMAttnEmitter(nn.Module):
         window: Optional[int] = 256,
         window_overlap: int = 64,
         variational_dropout: bool = False,
-        lm_vocab_size: int = 0,
-        lm_hidden_size: int = 50,
     ) -> None:
         """Initialize the emission model.
 
@@ -296,13 +294,6 @@ class BiLSTMAttnEmitter(nn.Module):
         variational_dropout (bool): Use one dropout mask per sequence for all its time
             steps (``LockedDropout``) for `input_dropout` and `dropout`, including between
             the LSTM layers, which then run one at a time. False: ordinary dropout.
-        lm_vocab_size (int): With a value > 0, the module also has the auxiliary
-            language-modelling heads of Rei (2017): the forward states of the first BiLSTM
-            layer predict the next word, its backward states the previous word, over this
-            many word classes (see ``lm_loss``). The LSTM layers then run one at a time,
-            since the top layer of a stacked BiLSTM has seen the words on both sides.
-            0: no language-modelling heads.
-        lm_hidden_size (int): The width of the tanh layer of each language-modelling head.
         """
         super().__init__()
         self.input_size = check_int("input_size", input_size, 1)
@@ -318,18 +309,11 @@ class BiLSTMAttnEmitter(nn.Module):
                 )
             )
         self.variational_dropout = variational_dropout
-        self.lm_vocab_size = check_int("lm_vocab_size", lm_vocab_size, 0)
         self.lstm: nn.Module
-        if variational_dropout or self.lm_vocab_size:
-            self.input_dropout: nn.Module
-            self.dropout: nn.Module
-            if variational_dropout:
-                self.input_dropout = LockedDropout(check_prob("input_dropout", input_dropout))
-                self.dropout = LockedDropout(dropout)
-            else:
-                self.input_dropout = nn.Dropout(check_prob("input_dropout", input_dropout))
-                self.dropout = nn.Dropout(dropout)
-            # one single-layer BiLSTM per layer, with dropout between them
+        if variational_dropout:
+            self.input_dropout: nn.Module = LockedDropout(check_prob("input_dropout", input_dropout))
+            self.dropout: nn.Module = LockedDropout(dropout)
+            # one single-layer BiLSTM per layer, with locked dropout between them
             self.lstm = nn.ModuleList(
                 nn.LSTM(
                     input_size if i == 0 else 2 * hidden_size,
@@ -368,47 +352,18 @@ class BiLSTMAttnEmitter(nn.Module):
             if window and window_overlap >= window:
                 raise ValueError(Errors.BCE043.format(overlap=window_overlap, window=window))
         self.hidden2tag = nn.Linear(2 * hidden_size, num_tags)
-        self.lm_heads: Optional[nn.ModuleList] = None
-        if self.lm_vocab_size:
-            lm_hidden_size = check_int("lm_hidden_size", lm_hidden_size, 1)
-            # [0]: forward states -> next word; [1]: backward states -> previous word
-            self.lm_heads = nn.ModuleList(
-                nn.Sequential(
-                    nn.Linear(hidden_size, lm_hidden_size),
-                    nn.Tanh(),
-                    nn.Linear(lm_hidden_size, self.lm_vocab_size),
-                )
-                for _ in range(2)
-            )
 
-    def forward(
-        self, inputs: Tensor, lengths: Tensor, lm_targets: Optional[Tensor] = None
-    ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+    def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         """Compute the emission scores of a padded batch.
 
         inputs (Tensor): Token vectors, shape (batch, seq_len, input_size), of the
             module's floating dtype and device. The content of padded positions is ignored.
         lengths (Tensor): Integer lengths, shape (batch,), each in [0, seq_len]; on any
             device.
-        lm_targets (Optional[Tensor]): Only for a module with language-modelling heads
-            (``lm_vocab_size > 0``), while training: int64 word-class ids of shape
-            (batch, seq_len, 2), [..., 0] the next word's class (what the forward state
-            at that position predicts) and [..., 1] the previous word's; negative
-            values (padding) are ignored. See ``lm_loss``.
-        RETURNS (Union[Tensor, Tuple[Tensor, Tensor]]): Emission scores, shape (batch,
-            seq_len, num_tags), exactly 0 at padded positions; with `lm_targets`, also
-            the summed language-modelling loss (a scalar).
+        RETURNS (Tensor): Emission scores, shape (batch, seq_len, num_tags); exactly 0 at
+            padded positions.
         """
         lengths_cpu = self._validate(inputs, lengths)
-        if lm_targets is not None and self.lm_heads is None:
-            raise ValueError(
-                Errors.BCE040.format(
-                    name="lm_targets",
-                    expected="None (this module has no language-modelling heads: "
-                    "lm_vocab_size = 0)",
-                    got=f"a {type(lm_targets).__name__}",
-                )
-            )
         batch, seq_len, _ = inputs.shape
         # shape: (batch,)
         lengths_dev = lengths_cpu.to(inputs.device)
@@ -417,72 +372,22 @@ class BiLSTMAttnEmitter(nn.Module):
         # Zero the padding so that arbitrary pad content (even inf/NaN) cannot leak in.
         # shape: (batch, seq_len, input_size)
         inputs = inputs.masked_fill(~mask.unsqueeze(-1), 0.0)
-        # shape: (batch, seq_len, 2 * hidden_size), twice
-        hidden, first_layer = self._encode(self.input_dropout(inputs), lengths_cpu)
+        # shape: (batch, seq_len, 2 * hidden_size)
+        hidden = self._encode(self.input_dropout(inputs), lengths_cpu)
         hidden = self.dropout(hidden)
         if self.attention is not None:
             hidden = self.dropout(self.attention(hidden, lengths_dev))
         # shape: (batch, seq_len, num_tags)
-        emissions = self.hidden2tag(hidden).masked_fill(~mask.unsqueeze(-1), 0.0)
-        if lm_targets is None:
-            return emissions
-        return emissions, self.lm_loss(self.dropout(first_layer), lm_targets)
+        emissions = self.hidden2tag(hidden)
+        return emissions.masked_fill(~mask.unsqueeze(-1), 0.0)
 
-    def lm_loss(self, states: Tensor, lm_targets: Tensor) -> Tensor:
-        """The auxiliary language-modelling loss of Rei (2017), "Semi-supervised
-        multitask learning for sequence labeling": cross-entropy of the next word given
-        the forward state of the first BiLSTM layer at each position, plus that of the
-        previous word given the backward state. Each forward state has seen only the
-        words up to its own position, each backward state only those from it on, so
-        neither can copy its target. Summed over the positions that are not ignored.
-
-        states (Tensor): The first layer's states, (batch, seq_len, 2 * hidden_size):
-            forward in the first half of the last axis, backward in the second.
-        lm_targets (Tensor): See ``forward``.
-        RETURNS (Tensor): The summed loss, a scalar.
-        """
-        assert self.lm_heads is not None
-        batch, seq_len, _ = states.shape
-        if lm_targets.shape != (batch, seq_len, 2) or lm_targets.dtype != torch.int64:
-            raise ValueError(
-                Errors.BCE040.format(
-                    name="lm_targets",
-                    expected=f"an int64 tensor of shape ({batch}, {seq_len}, 2)",
-                    got=f"{lm_targets.dtype} of shape {tuple(lm_targets.shape)}",
-                )
-            )
-        if lm_targets.numel() and int(lm_targets.max()) >= self.lm_vocab_size:
-            raise ValueError(
-                Errors.BCE040.format(
-                    name="lm_targets",
-                    expected=f"class ids below lm_vocab_size ({self.lm_vocab_size})",
-                    got=int(lm_targets.max()),
-                )
-            )
-        targets = lm_targets.to(states.device)
-        # 0, but in the autograd graph even when every target is ignored
-        total = states.sum() * 0.0
-        for direction, head in enumerate(self.lm_heads):
-            # shape: (batch, seq_len)
-            target = targets[..., direction]
-            keep = target >= 0
-            if not bool(keep.any()):
-                continue
-            # shape: (n_kept, hidden_size)
-            half = states[..., direction * self.hidden_size : (direction + 1) * self.hidden_size]
-            logits = head(half[keep])
-            total = total + F.cross_entropy(logits.float(), target[keep], reduction="sum")
-        return total
-
-    def _encode(self, inputs: Tensor, lengths_cpu: Tensor) -> Tuple[Tensor, Tensor]:
+    def _encode(self, inputs: Tensor, lengths_cpu: Tensor) -> Tensor:
         """Run the BiLSTM over the non-empty sequences, packed.
 
         inputs (Tensor): Shape (batch, seq_len, input_size).
         lengths_cpu (Tensor): int64 lengths on the CPU, shape (batch,).
-        RETURNS (Tuple[Tensor, Tensor]): The BiLSTM's (last layer's) states, shape
-            (batch, seq_len, 2 * hidden_size), 0 at padded positions and for empty
-            sequences; and the same for the first layer (only computed separately when
-            the layers run one at a time; otherwise the last layer's states again).
+        RETURNS (Tensor): The BiLSTM states, shape (batch, seq_len, 2 * hidden_size);
+            0 at padded positions and for empty sequences.
         """
         batch, seq_len, _ = inputs.shape
         # shape: (batch, seq_len, 2 * hidden_size)
@@ -494,8 +399,7 @@ class BiLSTMAttnEmitter(nn.Module):
             # Every position is padding, so `inputs` is all zeros here. Keep it in the
             # autograd graph anyway, so that callers (e.g. thinc's PyTorchShim, which reads
             # `inputs.grad`) get a zero gradient rather than None.
-            states = states + inputs.sum() * 0.0
-            return states, states
+            return states + inputs.sum() * 0.0
         all_nonempty = nonempty.numel() == batch
         index = nonempty.to(inputs.device)
         # shape: (n_nonempty, seq_len, input_size)
@@ -503,31 +407,18 @@ class BiLSTMAttnEmitter(nn.Module):
         packed = pack_padded_sequence(
             selected, lengths_cpu[nonempty], batch_first=True, enforce_sorted=False
         )
-        first: Optional[PackedSequence] = None
         if isinstance(self.lstm, nn.ModuleList):
+            assert isinstance(self.dropout, LockedDropout)
             packed_states = packed
             for i, layer in enumerate(self.lstm):
                 if i > 0:
-                    packed_states = self._packed_dropout(packed_states)
+                    packed_states = self.dropout.packed(packed_states)
                 packed_states, _ = layer(packed_states)
-                if i == 0 and len(self.lstm) > 1:
-                    first = packed_states
         else:
             packed_states, _ = self.lstm(packed)
-
-        def unpack(seq: PackedSequence) -> Tensor:
-            # shape: (n_nonempty, seq_len, 2 * hidden_size)
-            padded, _ = pad_packed_sequence(seq, batch_first=True, total_length=seq_len)
-            return padded if all_nonempty else states.index_copy(0, index, padded)
-
-        last = unpack(packed_states)
-        return last, (last if first is None else unpack(first))
-
-    def _packed_dropout(self, seq: PackedSequence) -> PackedSequence:
-        """The dropout between LSTM layers, on packed data."""
-        if isinstance(self.dropout, LockedDropout):
-            return self.dropout.packed(seq)
-        return seq._replace(data=self.dropout(seq.data))
+        # shape: (n_nonempty, seq_len, 2 * hidden_size)
+        padded, _ = pad_packed_sequence(packed_states, batch_first=True, total_length=seq_len)
+        return padded if all_nonempty else states.index_copy(0, index, padded)
 
     def _validate(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         """Check the arguments of `forward` up front.
@@ -618,7 +509,6 @@ class BiLSTMAttnCRFModel(nn.Module):
         window: Optional[int] = 256,
         window_overlap: int = 64,
         variational_dropout: bool = False,
-        lm_vocab_size: int = 0,
         allowed_start: Optional[object] = None,
         allowed_transitions: Optional[object] = None,
         allowed_end: Optional[object] = None,
@@ -639,7 +529,6 @@ class BiLSTMAttnCRFModel(nn.Module):
             window=window,
             window_overlap=window_overlap,
             variational_dropout=variational_dropout,
-            lm_vocab_size=lm_vocab_size,
         )
         self.crf = CRF(
             num_tags,
@@ -649,16 +538,11 @@ class BiLSTMAttnCRFModel(nn.Module):
             allowed_end=allowed_end,
         )
 
-    def forward(
-        self, inputs: Tensor, lengths: Tensor, lm_targets: Optional[Tensor] = None
-    ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+    def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         """inputs (Tensor): (batch, seq_len, input_size). lengths (Tensor): (batch,).
-        lm_targets (Optional[Tensor]): See ``BiLSTMAttnEmitter.forward``.
-        RETURNS (Union[Tensor, Tuple[Tensor, Tensor]]): emissions (batch, seq_len,
-        num_tags), 0 at padded positions; with `lm_targets`, also the summed
-        language-modelling loss.
+        RETURNS (Tensor): emissions (batch, seq_len, num_tags), 0 at padded positions.
         """
-        return self.emitter(inputs, lengths, lm_targets)
+        return self.emitter(inputs, lengths)
 
 
 class CharCNN(nn.Module):

@@ -237,10 +237,18 @@ def train_one(args: argparse.Namespace, dataset: str, system: str) -> Dict[str, 
         "steps": last.get("step"),
         "train_words": last.get("words"),
         "train_words_per_second": round(last["words"] / last["elapsed_seconds"], 1) if last else None,
+        # the same without the dev evaluations and checkpoint saves (the logger's
+        # `train_seconds`; runs before session 8 do not have it)
+        "train_words_per_training_second": (
+            round(last["words"] / last["train_seconds"], 1) if last.get("train_seconds") else None
+        ),
         "best_dev_f1": max((row["ents_f"] or 0.0) for row in curve) * 100 if curve else None,
         "dev": {k: dev_scores.get(k) for k in ("ents_f", "ents_p", "ents_r")},
         "test": {k: test_scores.get(k) for k in ("ents_f", "ents_p", "ents_r", "ents_per_type")},
-        "curve": [{k: row[k] for k in ("step", "elapsed_seconds", "words", "ents_f")} for row in curve],
+        "curve": [
+            {k: row[k] for k in ("step", "elapsed_seconds", "train_seconds", "words", "ents_f") if k in row}
+            for row in curve
+        ],
         "versions": versions(),
         "machine": machine(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

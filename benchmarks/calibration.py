@@ -19,8 +19,6 @@ from pathlib import Path
 
 from bench_common import fix_threads
 
-from spacy_bilstm_crf.calibration import entity_confidences, expected_calibration_error
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,9 +41,12 @@ def main() -> None:
     args = parser.parse_args()
     fix_threads(args.threads)
 
+    # after fix_threads: this imports numpy, torch and spaCy, which read the thread settings
     import spacy
     from spacy.tokens import Doc, DocBin
     from spacy.training import Example
+
+    from spacy_bilstm_crf.calibration import entity_confidences, expected_calibration_error
 
     nlp = spacy.load(args.model)
     pipe = nlp.get_pipe(args.component)

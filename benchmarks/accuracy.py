@@ -67,6 +67,13 @@ SYSTEMS: Dict[str, Dict[str, Any]] = {
     "ours_vectors_chars_wdrop": {
         "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop.cfg", "overrides": {}, "vectors": True,
     },
+    # the same with spaCy ner's batch schedule: 100 words per batch, compounding to 1,000
+    "ours_chars_wdrop_compound": {
+        "config": BENCH_CONFIGS / "ours_chars_wdrop_compound.cfg", "overrides": {}, "vectors": False,
+    },
+    "ours_vectors_chars_wdrop_compound": {
+        "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop_compound.cfg", "overrides": {}, "vectors": True,
+    },
     # word dropout on the hash embeddings only; GloVe beside them, never dropped (averaging on)
     "ours_vectors_chars_wdrop_split": {
         "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop_split.cfg", "overrides": {}, "vectors": True,

@@ -188,3 +188,91 @@ def test_update_applies_the_dropout_it_is_given():
     assert loss(0.0, 1) == pytest.approx(loss(0.0, 2))  # no randomness without dropout
     assert loss(0.5, 1) != pytest.approx(loss(0.0, 1))
     assert loss(0.5, 1) != pytest.approx(loss(0.5, 2))
+
+
+# ------------------------------------------------ gold tags on the predicted tokens
+
+
+def _random_example(rng, vocab):
+    """A reference doc with random entities, missing annotation and whitespace tokens,
+    and a predicted doc with the same tokens, or with a few merged or split."""
+    from spacy.tokens import Doc
+
+    pool = ["Paris", "is", "a", "city", " ", "\n", "New", "York", "-", "U.S.", "ok", "x"]
+    n = rng.randint(0, 9)
+    words = [rng.choice(pool) for _ in range(n)]
+    spaces = [rng.random() < 0.7 for _ in range(n)]
+    ref = Doc(vocab, words=words, spaces=spaces)
+    if rng.random() < 0.9:  # else: no entity annotation at all
+        ents, i = [], 0
+        while i < n:
+            length = rng.randint(1, 3)
+            if rng.random() < 0.4 and i + length <= n:
+                ents.append(ref[i : i + length])
+                i += length
+            else:
+                i += 1
+        labelled = [pc.Span(ref, e.start, e.end, label=rng.choice(["PER", "LOC"])) for e in ents]
+        unlabelled = [t for t in range(n) if not any(e.start <= t < e.end for e in ents)]
+        missing = [ref[t : t + 1] for t in unlabelled if rng.random() < 0.3]
+        ref.set_ents(labelled, missing=missing, default="outside")
+    pred_words, pred_spaces = list(words), list(spaces)
+    if n >= 2 and rng.random() < 0.3:  # merge two tokens: the general alignment
+        j = rng.randrange(n - 1)
+        pred_words[j : j + 2] = [words[j] + (" " if spaces[j] else "") + words[j + 1]]
+        pred_spaces[j : j + 2] = [spaces[j + 1]]
+    pred = Doc(vocab, words=pred_words, spaces=pred_spaces)
+    return Example(pred, ref)
+
+
+def test_aligned_ner_fast_path_equals_spacys_alignment():
+    import random
+
+    rng = random.Random(0)
+    vocab = English().vocab
+    fast = 0
+    for _ in range(3000):
+        eg = _random_example(rng, vocab)
+        if len(eg.predicted) == len(eg.reference):
+            fast += 1
+        assert list(pc._aligned_ner(eg)) == eg.get_aligned_ner(), (
+            [t.text for t in eg.reference], [t.text for t in eg.predicted],
+            [(t.ent_iob_, t.ent_type_) for t in eg.reference],
+        )
+    assert fast > 1500  # most took the fast path
+
+
+def test_aligned_ner_on_conll2003_train():
+    from pathlib import Path
+
+    from spacy_bilstm_crf.corpus import read_conll
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003" / "eng.train"
+    if not path.is_file():
+        pytest.skip(f"CoNLL-2003 not found at {path} (research-use data, never in the repo)")
+    from spacy.tokens import Doc
+
+    vocab = English().vocab
+    for ref in read_conll(path, vocab=vocab, limit=3000):
+        pred = Doc(vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref])
+        eg = Example(pred, ref)
+        assert list(pc._aligned_ner(eg)) == eg.get_aligned_ner()
+
+
+@pytest.mark.parametrize(
+    "ref_words,pred_words,ents",
+    [
+        # same text and number of tokens, other boundaries
+        (["New", "York", "is"], ["Ne", "wYork", "is"], [(0, 2, "LOC")]),
+        (["a", "New", "York"], ["aN", "ew", "York"], [(1, 3, "LOC")]),
+    ],
+)
+def test_aligned_ner_other_boundaries(ref_words, pred_words, ents):
+    from spacy.tokens import Doc
+
+    vocab = English().vocab
+    ref = Doc(vocab, words=ref_words, spaces=[False] * len(ref_words))
+    ref.set_ents([pc.Span(ref, s, e, label=lab) for s, e, lab in ents], default="outside")
+    pred = Doc(vocab, words=pred_words, spaces=[False] * len(pred_words))
+    eg = Example(pred, ref)
+    assert list(pc._aligned_ner(eg)) == eg.get_aligned_ner()

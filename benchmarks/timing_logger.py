@@ -7,9 +7,11 @@ evaluations and checkpoint saves included; ``train_seconds`` leaves those out, i
 time spent training. The evaluations cost the two systems different amounts (spaCy `ner`
 decodes the dev set more slowly, and its early steps, on batches of 100 words, are short),
 so learning speed is compared on ``train_seconds``. An evaluation step's non-training time
-runs from the call of ``nlp.evaluate`` (timed by wrapping it) to this logger's call for
-that step, which spaCy makes after saving the checkpoints; reading the dev corpus, just
-before ``nlp.evaluate``, is still counted as training (about 0.3 s per evaluation).
+runs from the call of ``nlp.evaluate`` (timed by wrapping it; it also reads the dev
+corpus, a generator) to this logger's call for that step, which spaCy makes after saving
+the checkpoints. Swapping the averaged weights in and out around the evaluation
+(``nlp.use_params``) still counts as training. Nothing else should call ``nlp.evaluate``
+during training, or the next step would be counted as evaluation.
 """
 
 import json

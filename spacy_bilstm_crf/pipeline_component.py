@@ -1029,7 +1029,9 @@ def _aligned_ner(eg: Example) -> Sequence[Optional[str]]:
     path for the usual case in training: predicted and reference docs with the same
     tokens (e.g. a corpus of gold tokens), where no alignment is needed. spaCy's general
     alignment creates Python objects for every token several times over, which was about
-    a sixth of a training step. The result is the same (tested against it).
+    a sixth of a training step under a profiler (about 4 % timed). The tags are the same
+    (tested against it); where spaCy's alignment raises E084 because the predicted doc's
+    vocab lacks a reference label, this returns the tags.
     """
     x, y = eg.predicted, eg.reference
     if not y.has_annotation("ENT_IOB"):

@@ -25,6 +25,15 @@ from spacy.language import Language
 from spacy.training.loggers import console_logger
 
 
+def torch_threads() -> Optional[int]:
+    """torch's intra-op thread count in this process (None for a run without torch)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency of the package
+        return None
+    return int(torch.get_num_threads())
+
+
 @registry.loggers("spacy-bilstm-crf.bench.TimingLogger.v1")
 def timing_logger(path: str) -> Callable:
     console = console_logger(progress_bar=False)
@@ -33,6 +42,8 @@ def timing_logger(path: str) -> Callable:
         nlp: Language, stdout: IO = sys.stdout, stderr: IO = sys.stderr
     ) -> Tuple[Callable[[Optional[Dict[str, Any]]], None], Callable[[], None]]:
         log_console, finalize_console = console(nlp, stdout, stderr)
+        threads = torch_threads()
+        stderr.write(f"timing logger: torch threads {threads}\n")
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
         stream = out.open("w", encoding="utf8")
@@ -65,6 +76,7 @@ def timing_logger(path: str) -> Callable:
                 "elapsed_seconds": round(now - start, 2),
                 "train_seconds": round(now - start - not_training, 2),
                 "words": info["words"],
+                "torch_threads": threads,
                 "score": info["score"],
                 "ents_f": info["other_scores"].get("ents_f"),
                 "losses": {k: float(v) for k, v in info["losses"].items()},

@@ -17,7 +17,7 @@ Design notes:
 """
 
 import math
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -184,8 +184,50 @@ class LocalSelfAttention(nn.Module):
         block = self.window
         return block, self.window_overlap, math.ceil(seq_len / block)
 
+    def length_groups(self, lengths: List[int]) -> Optional[List[Tuple[int, int, int]]]:
+        """Plan attention in groups of similar length, or None if one padded batch is
+        about as cheap.
+
+        Attention costs about `n x span x seq_len` for `n` sequences padded to
+        `seq_len`, so one long sentence in a batch of short ones multiplies the cost of
+        all of them (random training batches of CoNLL-2003 sentences are padded ~3x).
+        A sequence's result depends only on its own length (its blocks are absolute, and
+        a sequence no longer than `window` sees all of itself in either geometry), so
+        running groups of sequences separately, each padded to its own longest, gives
+        the same outputs.
+
+        lengths (List[int]): The true length of each sequence.
+        RETURNS (Optional[List[Tuple[int, int, int]]]): (start, end, padded length) of
+            each group over the sequences sorted by length (as `sorted(range(n),
+            key=lengths.__getitem__)` orders them), or None.
+        """
+        if len(lengths) < 2:
+            return None
+
+        def cost(n: int, seq_len: int) -> int:
+            block, overlap, _ = self.block_geometry(seq_len) if seq_len else (0, 0, 0)
+            return n * seq_len * (block + 2 * overlap)
+
+        ordered = sorted(lengths)
+        groups: List[Tuple[int, int, int]] = []
+        start = 0
+        # lengths [0, 16), [16, 32), [32, 64), ...: each group pads less than 2x
+        for i in range(1, len(ordered) + 1):
+            if i == len(ordered) or max(ordered[i], 8).bit_length() != max(ordered[start], 8).bit_length():
+                groups.append((start, i, ordered[i - 1]))
+                start = i
+        if len(groups) < 2:
+            return None
+        grouped = sum(cost(end - begin, padded) for begin, end, padded in groups)
+        if grouped > 0.75 * cost(len(lengths), ordered[-1]):
+            return None
+        return groups
+
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """Apply block-local self-attention, the residual connection and LayerNorm.
+
+        Sequences of very different lengths are attended to in groups of similar length
+        (see `length_groups`): the same result as one padded batch, for less work.
 
         x (Tensor): The inputs, shape (batch, seq_len, width). Padded positions may hold
             anything finite; they are never used as keys.
@@ -193,6 +235,28 @@ class LocalSelfAttention(nn.Module):
         RETURNS (Tensor): The outputs, shape (batch, seq_len, width). Rows at padded
             positions are finite but meaningless.
         """
+        batch, seq_len, width = x.shape
+        lengths_list = [int(n) for n in lengths.tolist()]
+        groups = self.length_groups(lengths_list) if seq_len > 0 else None
+        if groups is None:
+            return self._attend(x, lengths)
+        order = sorted(range(batch), key=lengths_list.__getitem__)
+        perm = torch.tensor(order, dtype=torch.long, device=x.device)
+        # shape: (batch, seq_len, width), sorted by length
+        x_sorted = x.index_select(0, perm)
+        lengths_sorted = lengths.index_select(0, perm)
+        outputs = []
+        for begin, end, padded in groups:
+            # shape: (end - begin, padded, width)
+            out = self._attend(x_sorted[begin:end, :padded], lengths_sorted[begin:end])
+            outputs.append(F.pad(out, (0, 0, 0, seq_len - padded)))
+        inverse = torch.empty(batch, dtype=torch.long)
+        inverse[torch.tensor(order, dtype=torch.long)] = torch.arange(batch)
+        # shape: (batch, seq_len, width), in the original order
+        return torch.cat(outputs, dim=0).index_select(0, inverse.to(x.device))
+
+    def _attend(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """`forward` for one padded batch."""
         batch, seq_len, width = x.shape
         if seq_len == 0:
             return self.norm(x)
@@ -372,17 +436,31 @@ class BiLSTMAttnEmitter(nn.Module):
         # Zero the padding so that arbitrary pad content (even inf/NaN) cannot leak in.
         # shape: (batch, seq_len, input_size)
         inputs = inputs.masked_fill(~mask.unsqueeze(-1), 0.0)
-        # shape: (batch, seq_len, 2 * hidden_size)
-        hidden = self._encode(self.input_dropout(inputs), lengths_cpu)
-        hidden = self.dropout(hidden)
-        if self.attention is not None:
-            hidden = self.dropout(self.attention(hidden, lengths_dev))
-        # shape: (batch, seq_len, num_tags)
-        emissions = self.hidden2tag(hidden)
+        # shape: (batch, seq_len, 2 * hidden_size); the input dropout and the dropout
+        # after the BiLSTM are applied to the packed (real) tokens only
+        hidden = self._encode(inputs, lengths_cpu)
+        if self.attention is None:
+            # shape: (batch, seq_len, num_tags)
+            emissions = self.hidden2tag(hidden)
+        else:
+            hidden = self.attention(hidden, lengths_dev)
+            if self.training and isinstance(self.dropout, nn.Dropout):
+                # the dropout and the output layer on the real tokens only
+                # shape: (n_tokens,)
+                rows = mask.view(-1).nonzero().squeeze(1)
+                # shape: (n_tokens, num_tags)
+                flat = hidden.reshape(batch * seq_len, hidden.shape[-1])
+                scores = self.hidden2tag(self.dropout(flat.index_select(0, rows)))
+                emissions = scores.new_zeros(batch * seq_len, self.num_tags).index_copy(0, rows, scores)
+                return emissions.view(batch, seq_len, self.num_tags)
+            emissions = self.hidden2tag(self.dropout(hidden))
         return emissions.masked_fill(~mask.unsqueeze(-1), 0.0)
 
     def _encode(self, inputs: Tensor, lengths_cpu: Tensor) -> Tensor:
-        """Run the BiLSTM over the non-empty sequences, packed.
+        """Run the input dropout, the BiLSTM and the dropout after it over the non-empty
+        sequences, packed. Dropping only the packed rows draws (and backpropagates
+        through) one mask entry per real token instead of per padded position: the same
+        dropout, for a third of the work on randomly batched sentences.
 
         inputs (Tensor): Shape (batch, seq_len, input_size).
         lengths_cpu (Tensor): int64 lengths on the CPU, shape (batch,).
@@ -404,8 +482,9 @@ class BiLSTMAttnEmitter(nn.Module):
         index = nonempty.to(inputs.device)
         # shape: (n_nonempty, seq_len, input_size)
         selected = inputs if all_nonempty else inputs.index_select(0, index)
-        packed = pack_padded_sequence(
-            selected, lengths_cpu[nonempty], batch_first=True, enforce_sorted=False
+        packed = _dropout_packed(
+            self.input_dropout,
+            pack_padded_sequence(selected, lengths_cpu[nonempty], batch_first=True, enforce_sorted=False),
         )
         if isinstance(self.lstm, nn.ModuleList):
             assert isinstance(self.dropout, LockedDropout)
@@ -416,6 +495,7 @@ class BiLSTMAttnEmitter(nn.Module):
                 packed_states, _ = layer(packed_states)
         else:
             packed_states, _ = self.lstm(packed)
+        packed_states = _dropout_packed(self.dropout, packed_states)
         # shape: (n_nonempty, seq_len, 2 * hidden_size)
         padded, _ = pad_packed_sequence(packed_states, batch_first=True, total_length=seq_len)
         return padded if all_nonempty else states.index_copy(0, index, padded)
@@ -487,6 +567,16 @@ class BiLSTMAttnEmitter(nn.Module):
                 )
             )
         return lengths_cpu
+
+
+def _dropout_packed(dropout: nn.Module, seq: PackedSequence) -> PackedSequence:
+    """Apply an ``nn.Dropout`` or a ``LockedDropout`` (one mask per sequence) to the
+    rows of a packed sequence."""
+    if not dropout.training:
+        return seq
+    if isinstance(dropout, LockedDropout):
+        return dropout.packed(seq)
+    return seq._replace(data=dropout(seq.data))
 
 
 class BiLSTMAttnCRFModel(nn.Module):

@@ -178,6 +178,72 @@ def test_windowed_attention_matches_bruteforce(window, overlap, lengths):
     torch.testing.assert_close(out[mask], expected[mask], atol=1e-10, rtol=1e-10)
 
 
+def test_length_groups_plan():
+    layer = LocalSelfAttention(8, 2, window=256, window_overlap=64)
+    assert layer.length_groups([]) is None
+    assert layer.length_groups([5]) is None
+    # similar lengths: one padded batch is as cheap
+    assert layer.length_groups([10, 12, 9, 14, 15]) is None
+    lengths = [3] * 40 + [20] * 5 + [90]
+    groups = layer.length_groups(lengths)
+    assert groups is not None
+    ordered = sorted(lengths)
+    # contiguous, covering every sequence in sorted order, each padded to its longest
+    assert groups[0][0] == 0 and groups[-1][1] == len(lengths)
+    assert all(a[1] == b[0] for a, b in zip(groups, groups[1:]))
+    assert all(padded == ordered[end - 1] for _, end, padded in groups)
+    assert [padded for _, _, padded in groups] == [3, 20, 90]
+
+
+@pytest.mark.parametrize("window,overlap", [(256, 64), (8, 3), (None, 0)])
+@pytest.mark.parametrize("train", [False, True])
+def test_grouped_attention_equals_one_padded_batch(window, overlap, train):
+    torch.manual_seed(0)
+    layer = LocalSelfAttention(12, 3, dropout=0.0, window=window, window_overlap=overlap).double()
+    layer.train(train)
+    lens = torch.tensor([3, 40, 0, 17, 5, 90, 2, 33, 1, 16, 64, 65, 4, 4])
+    assert layer.length_groups(lens.tolist()) is not None
+    x = torch.randn(len(lens), 95, 12, dtype=torch.float64, requires_grad=True)
+    mask = (torch.arange(95).unsqueeze(0) < lens.unsqueeze(1)).unsqueeze(-1)
+    grouped = layer(x, lens)
+    single = layer._attend(x, lens)
+    assert grouped.shape == single.shape and torch.isfinite(grouped).all()
+    torch.testing.assert_close(grouped * mask, single * mask, atol=1e-12, rtol=1e-12)
+    weights = torch.randn_like(grouped) * mask
+    (grad_grouped,) = torch.autograd.grad((grouped * weights).sum(), x)
+    (grad_single,) = torch.autograd.grad((single * weights).sum(), x)
+    torch.testing.assert_close(grad_grouped, grad_single, atol=1e-12, rtol=1e-12)
+
+
+def test_train_mode_without_dropout_equals_eval():
+    """Training runs the dropouts and the output layer on the real tokens only (packed
+    rows, gathered rows): with every rate at 0 it must give eval mode's emissions."""
+    model = make_emitter(dropout=0.0, input_dropout=0.0, attention_dropout=0.0)
+    inputs, lengths = pad_batch(random_seqs([9, 3, 0, 6, 1]), fill=float("nan"))
+    trained = model.train()(inputs, lengths)
+    evaluated = model.eval()(inputs, lengths)
+    torch.testing.assert_close(trained, evaluated, atol=1e-6, rtol=1e-6)
+    mask = torch.arange(9).unsqueeze(0) < lengths.unsqueeze(1)
+    assert (trained[~mask] == 0).all()
+
+
+@pytest.mark.parametrize("variational", [False, True])
+def test_train_mode_dropout_draws_do_not_depend_on_padding(variational):
+    """The input and output dropouts draw one mask entry per real token, so with the
+    same seed a batch gives the same training-mode emissions however far it is padded."""
+    model = make_emitter(dropout=0.5, input_dropout=0.5, attention_dropout=0.0,
+                         variational_dropout=variational).train()
+    seqs = random_seqs([7, 2, 5])
+    outputs = []
+    for seq_len in (7, 30):
+        inputs, lengths = pad_batch(seqs, seq_len=seq_len)
+        torch.manual_seed(3)
+        outputs.append(model(inputs, lengths)[:, :7])
+    torch.testing.assert_close(outputs[0], outputs[1], atol=1e-6, rtol=1e-6)
+    torch.manual_seed(4)
+    assert not torch.allclose(outputs[0], model(*pad_batch(seqs))[:, :7])
+
+
 def test_block_geometry():
     layer = LocalSelfAttention(8, 2, window=10, window_overlap=3)
     assert layer.block_geometry(10) == (10, 0, 1)

@@ -82,14 +82,6 @@ SYSTEMS: Dict[str, Dict[str, Any]] = {
     "ours_vectors_chars_wdrop_padded": {
         "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop_padded.cfg", "overrides": {}, "vectors": True,
     },
-    # the same with spacy-bilstm-crf.LengthBuckets.v1: length-sorted within 4,096 docs,
-    # at most 1,050 padded words per batch (padding 1.03x), batches in random order
-    "ours_chars_wdrop_buckets": {
-        "config": BENCH_CONFIGS / "ours_chars_wdrop_buckets.cfg", "overrides": {}, "vectors": False,
-    },
-    "ours_vectors_chars_wdrop_buckets": {
-        "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop_buckets.cfg", "overrides": {}, "vectors": True,
-    },
     # word dropout on the hash embeddings only; GloVe beside them, never dropped (averaging on)
     "ours_vectors_chars_wdrop_split": {
         "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop_split.cfg", "overrides": {}, "vectors": True,

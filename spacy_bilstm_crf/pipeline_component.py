@@ -809,11 +809,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         except ValueError as err:
             raise ValueError(f"{err} (in the batch of training examples starting with "
                              f"{examples[0].reference.text[:50]!r})") from err
-        import os  # PROBE (session 9, removed in the next commit): per-token loss
-        if os.environ.get("SBC_LOSS_NORM") == "tokens":
-            n = max(int(lengths.sum()), 1)
-        else:
-            n = max(len(examples), 1)
+        n = max(len(examples), 1)
         loss = -llh.sum() / n
         if not torch.isfinite(loss):
             bad = [i for i, v in enumerate(llh.tolist()) if not numpy.isfinite(v)]

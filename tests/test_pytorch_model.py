@@ -9,7 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from spacy_bilstm_crf.pytorch_model import BiLSTMAttnEmitter, LocalSelfAttention, LockedDropout
+from spacy_bilstm_crf.pytorch_model import (
+    BiLSTMAttnEmitter,
+    LocalSelfAttention,
+    LockedDropout,
+    length_groups,
+)
 
 INPUT_SIZE = 6
 NUM_TAGS = 5
@@ -179,13 +184,13 @@ def test_windowed_attention_matches_bruteforce(window, overlap, lengths):
 
 
 def test_length_groups_plan():
-    layer = LocalSelfAttention(8, 2, window=256, window_overlap=64)
-    assert layer.length_groups([]) is None
-    assert layer.length_groups([5]) is None
+    assert length_groups([]) is None
+    assert length_groups([5]) is None
     # similar lengths: one padded batch is as cheap
-    assert layer.length_groups([10, 12, 9, 14, 15]) is None
+    assert length_groups([10, 12, 9, 14, 15]) is None
+    assert length_groups([3, 17]) is not None
     lengths = [3] * 40 + [20] * 5 + [90]
-    groups = layer.length_groups(lengths)
+    groups = length_groups(lengths)
     assert groups is not None
     ordered = sorted(lengths)
     # contiguous, covering every sequence in sorted order, each padded to its longest
@@ -193,55 +198,47 @@ def test_length_groups_plan():
     assert all(a[1] == b[0] for a, b in zip(groups, groups[1:]))
     assert all(padded == ordered[end - 1] for _, end, padded in groups)
     assert [padded for _, _, padded in groups] == [3, 20, 90]
+    assert length_groups(lengths, min_saving=0.99) is None
 
 
-@pytest.mark.parametrize("window,overlap", [(256, 64), (8, 3), (None, 0)])
+@pytest.mark.parametrize("kwargs", [
+    {"window": 256, "window_overlap": 64},
+    {"window": 8, "window_overlap": 3},
+    {"window": None},
+    {"attention_heads": 0},
+    {"variational_dropout": True, "num_layers": 3},
+])
 @pytest.mark.parametrize("train", [False, True])
-def test_grouped_attention_equals_one_padded_batch(window, overlap, train):
-    torch.manual_seed(0)
-    layer = LocalSelfAttention(12, 3, dropout=0.0, window=window, window_overlap=overlap).double()
-    layer.train(train)
-    lens = torch.tensor([3, 40, 0, 17, 5, 90, 2, 33, 1, 16, 64, 65, 4, 4])
-    assert layer.length_groups(lens.tolist()) is not None
-    x = torch.randn(len(lens), 95, 12, dtype=torch.float64, requires_grad=True)
-    mask = (torch.arange(95).unsqueeze(0) < lens.unsqueeze(1)).unsqueeze(-1)
-    grouped = layer(x, lens)
-    single = layer._attend(x, lens)
-    assert grouped.shape == single.shape and torch.isfinite(grouped).all()
-    torch.testing.assert_close(grouped * mask, single * mask, atol=1e-12, rtol=1e-12)
-    weights = torch.randn_like(grouped) * mask
-    (grad_grouped,) = torch.autograd.grad((grouped * weights).sum(), x)
-    (grad_single,) = torch.autograd.grad((single * weights).sum(), x)
-    torch.testing.assert_close(grad_grouped, grad_single, atol=1e-12, rtol=1e-12)
+def test_grouped_batch_equals_one_padded_batch(kwargs, train):
+    """A batch of very different lengths runs in groups of similar length: the same
+    emissions and gradients as one padded batch."""
+    model = make_emitter(dropout=0.0, input_dropout=0.0, attention_dropout=0.0, **kwargs).double()
+    model.train(train)
+    lengths = [3, 40, 0, 17, 5, 90, 2, 33, 1, 16, 64, 65, 4, 4]
+    assert length_groups(lengths) is not None
+    inputs, lens = pad_batch(random_seqs(lengths, dtype=torch.float64), seq_len=95)
+    inputs.requires_grad_(True)
+    grouped = model(inputs, lens)
+    single = model._emit(inputs, lens)
+    assert grouped.shape == single.shape == (len(lengths), 95, NUM_TAGS)
+    torch.testing.assert_close(grouped, single, atol=1e-12, rtol=1e-12)
+    weights = torch.randn_like(grouped)
+    (grad_grouped,) = torch.autograd.grad((grouped * weights).sum(), inputs)
+    (grad_single,) = torch.autograd.grad((single * weights).sum(), inputs)
+    torch.testing.assert_close(grad_grouped, grad_single, atol=1e-10, rtol=1e-10)
 
 
 def test_train_mode_without_dropout_equals_eval():
-    """Training runs the dropouts and the output layer on the real tokens only (packed
-    rows, gathered rows): with every rate at 0 it must give eval mode's emissions."""
+    """Training on the CPU runs the BiLSTM unpacked and mixed lengths in groups: with
+    every dropout rate at 0 it must give eval mode's (packed, one batch) emissions."""
     model = make_emitter(dropout=0.0, input_dropout=0.0, attention_dropout=0.0)
-    inputs, lengths = pad_batch(random_seqs([9, 3, 0, 6, 1]), fill=float("nan"))
+    inputs, lengths = pad_batch(random_seqs([40, 3, 0, 6, 1, 25]), fill=float("nan"))
     trained = model.train()(inputs, lengths)
-    evaluated = model.eval()(inputs, lengths)
+    with torch.no_grad():
+        evaluated = model.eval()(inputs, lengths)
     torch.testing.assert_close(trained, evaluated, atol=1e-6, rtol=1e-6)
-    mask = torch.arange(9).unsqueeze(0) < lengths.unsqueeze(1)
+    mask = torch.arange(40).unsqueeze(0) < lengths.unsqueeze(1)
     assert (trained[~mask] == 0).all()
-
-
-@pytest.mark.parametrize("variational", [False, True])
-def test_train_mode_dropout_draws_do_not_depend_on_padding(variational):
-    """The input and output dropouts draw one mask entry per real token, so with the
-    same seed a batch gives the same training-mode emissions however far it is padded."""
-    model = make_emitter(dropout=0.5, input_dropout=0.5, attention_dropout=0.0,
-                         variational_dropout=variational).train()
-    seqs = random_seqs([7, 2, 5])
-    outputs = []
-    for seq_len in (7, 30):
-        inputs, lengths = pad_batch(seqs, seq_len=seq_len)
-        torch.manual_seed(3)
-        outputs.append(model(inputs, lengths)[:, :7])
-    torch.testing.assert_close(outputs[0], outputs[1], atol=1e-6, rtol=1e-6)
-    torch.manual_seed(4)
-    assert not torch.allclose(outputs[0], model(*pad_batch(seqs))[:, :7])
 
 
 def test_block_geometry():
@@ -383,32 +380,82 @@ def test_variational_eval_equals_stacked_lstm():
     torch.testing.assert_close(layered(inputs, lengths), stacked(inputs, lengths))
 
 
-def test_variational_emitter_drops_whole_features_per_sequence():
+@pytest.mark.parametrize("packed", [True, False])
+def test_variational_emitter_drops_whole_features_per_sequence(packed, monkeypatch):
     """In training, the first BiLSTM layer sees each input feature kept or dropped for
     every time step of a sequence (not a new draw per token), and so does the second
-    layer for its inputs; eval mode drops nothing."""
+    layer for its inputs; eval mode drops nothing. Both BiLSTM paths: packed (without
+    gradients, or on a GPU) and unpacked (training on the CPU)."""
     model = make_emitter(variational_dropout=True, input_dropout=0.5, dropout=0.5).train()
     seen = []
+    if packed:
+        def record(module, args):
+            data, _ = pad_packed_sequence(args[0], batch_first=True)
+            seen.append(data.detach().clone())
 
-    def record(module, args):
-        data, _ = pad_packed_sequence(args[0], batch_first=True)
-        seen.append(data.detach().clone())
+        hooks = [layer.register_forward_pre_hook(record) for layer in model.lstm]
+    else:
+        lstm = torch.lstm
+        calls = []
 
-    hooks = [layer.register_forward_pre_hook(record) for layer in model.lstm]
+        def record_lstm(*args):
+            calls.append(args[0].detach().clone())
+            return lstm(*args)
+
+        monkeypatch.setattr(torch, "lstm", record_lstm)
     inputs, lengths = pad_batch([torch.ones(n, INPUT_SIZE) for n in (9, 4, 6)])
     torch.manual_seed(0)
-    model(inputs, lengths)
-    first, second = seen
-    for data in (first, second):
-        for i, n in enumerate(lengths.tolist()):
-            kept = data[i, :n] != 0
-            assert torch.equal(kept, kept[:1].expand_as(kept)), i
-    assert (first[:, 0] == 0).any() and (first[:, 0] != 0).any()  # something was dropped
-    seen.clear()
-    model.eval()(inputs, lengths)
-    assert (seen[0][0, :9] == 1).all()
-    for hook in hooks:
-        hook.remove()
+    with torch.set_grad_enabled(not packed):
+        model(inputs, lengths)
+        if not packed:  # the forward direction's input of each layer
+            seen = calls[::2]
+        first, second = seen
+        for data in (first, second):
+            for i, n in enumerate(lengths.tolist()):
+                kept = data[i, :n] != 0
+                assert torch.equal(kept, kept[:1].expand_as(kept)), i
+        assert (first[:, 0] == 0).any() and (first[:, 0] != 0).any()  # something was dropped
+        seen.clear()
+        if not packed:
+            calls.clear()
+        model.eval()(inputs, lengths)
+        if not packed:
+            seen = calls[::2]
+        assert (seen[0][0, :9] == 1).all()
+    if packed:
+        for hook in hooks:
+            hook.remove()
+
+
+def packed_reference(model: BiLSTMAttnEmitter, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The BiLSTM states through nn.LSTM's own packed path (eval mode: no dropout)."""
+    keep = (lengths > 0).nonzero().squeeze(1)
+    out = pack_padded_sequence(inputs[keep], lengths[keep], batch_first=True, enforce_sorted=False)
+    for layer in model.lstm if isinstance(model.lstm, torch.nn.ModuleList) else [model.lstm]:
+        out, _ = layer(out)
+    states = pad_packed_sequence(out, batch_first=True, total_length=inputs.shape[1])[0]
+    return states.new_zeros(len(lengths), inputs.shape[1], states.shape[-1]).index_copy(0, keep, states)
+
+
+@pytest.mark.parametrize("variational", [False, True])
+def test_unpacked_bilstm_equals_packed(variational):
+    """Training on the CPU runs the BiLSTM unpacked (each sequence reversed within its
+    length for the backward direction): the same states and gradients as packed."""
+    model = make_emitter(num_layers=3, variational_dropout=variational).double().eval()
+    inputs, lengths = pad_batch(random_seqs([5, 0, 17, 1, 9], dtype=torch.float64))
+    inputs.requires_grad_(True)
+    unpacked = model._encode(inputs, lengths)  # gradients on, on the CPU: unpacked
+    expected = packed_reference(model, inputs, lengths)
+    torch.testing.assert_close(unpacked, expected, atol=1e-12, rtol=1e-12)
+    with torch.no_grad():  # the component's own packed path
+        torch.testing.assert_close(model._encode(inputs, lengths), expected, atol=1e-12, rtol=1e-12)
+    mask = (torch.arange(17).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)
+    assert (unpacked[~mask.expand_as(unpacked)] == 0).all()
+    weights = torch.randn_like(unpacked)
+    (grad_unpacked,) = torch.autograd.grad((unpacked * weights).sum(), inputs)
+    (grad_packed,) = torch.autograd.grad((expected * weights).sum(), inputs)
+    torch.testing.assert_close(grad_unpacked, grad_packed, atol=1e-10, rtol=1e-10)
+    assert (grad_unpacked[~mask.expand_as(grad_unpacked)] == 0).all()
 
 
 @pytest.mark.parametrize("p", [0.0, 0.3, 0.5])

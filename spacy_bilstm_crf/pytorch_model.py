@@ -6,9 +6,12 @@ thinc or spaCy; ``architectures.py`` wraps it with ``PyTorchWrapper_v2``.
 
 Design notes:
 
-* The BiLSTM runs over *packed* sequences, and self-attention uses *absolute* blocks with a
-  key-padding mask, so (in eval mode) a token's emissions depend neither on the padding
-  nor on the other docs of its batch.
+* The BiLSTM runs over *packed* sequences (while training on the CPU: over the padded
+  batch, the backward direction on each sequence reversed within its length, which is
+  faster there and gives the same states), and self-attention uses *absolute* blocks with
+  a key-padding mask, so (in eval mode) a token's emissions depend neither on the padding
+  nor on the other docs of its batch. A batch of very different lengths runs in groups of
+  similar length (``length_groups``), with the same result.
 * Attention is local: positions are split into absolute blocks ``[0, W), [W, 2W), ...``
   (``W = window``); a query attends to the keys of its own block, extended by
   ``window_overlap`` tokens on each side (clipped to the sequence). Time and memory are
@@ -472,8 +475,10 @@ class BiLSTMAttnEmitter(nn.Module):
         gather), so that padding never enters a real token's states; the forward
         direction's padding comes after the real tokens anyway. On the CPU, PyTorch's
         packed LSTM backpropagates each time step through a slice of the whole packed
-        input (allocating and adding a gradient of its full size per step), which made
-        it about 1.5x slower on randomly batched sentences than this.
+        input (allocating and adding a gradient of its full size per step): on random
+        batches of CoNLL-2003 sentences the BiLSTM alone ran 1.5x faster this way, and
+        training steps (with the length groups) 1.5x faster (benchmarks/RESULTS.md,
+        session 9).
 
         inputs (Tensor): Shape (batch, seq_len, input_size), zero at padded positions.
         lengths_cpu (Tensor): int64 lengths on the CPU, shape (batch,).

@@ -209,12 +209,12 @@ def test_length_groups_plan():
     {"variational_dropout": True, "num_layers": 3},
 ])
 @pytest.mark.parametrize("train", [False, True])
-def test_grouped_batch_equals_one_padded_batch(kwargs, train):
+@pytest.mark.parametrize("lengths", [[3, 40, 0, 17, 5, 90, 2, 33, 1, 16, 64, 65, 4, 4], [0, 0, 40]])
+def test_grouped_batch_equals_one_padded_batch(kwargs, train, lengths):
     """A batch of very different lengths runs in groups of similar length: the same
-    emissions and gradients as one padded batch."""
+    emissions and gradients as one padded batch (also a group of empty docs only)."""
     model = make_emitter(dropout=0.0, input_dropout=0.0, attention_dropout=0.0, **kwargs).double()
     model.train(train)
-    lengths = [3, 40, 0, 17, 5, 90, 2, 33, 1, 16, 64, 65, 4, 4]
     assert length_groups(lengths) is not None
     inputs, lens = pad_batch(random_seqs(lengths, dtype=torch.float64), seq_len=95)
     inputs.requires_grad_(True)

@@ -229,8 +229,9 @@ def test_grouped_batch_equals_one_padded_batch(kwargs, train, lengths):
 
 
 def test_train_mode_without_dropout_equals_eval():
-    """Training on the CPU runs the BiLSTM unpacked and mixed lengths in groups: with
-    every dropout rate at 0 it must give eval mode's (packed, one batch) emissions."""
+    """Training on the CPU runs the BiLSTM unpacked: with every dropout rate at 0 it must
+    give eval mode's emissions (packed, without gradients; both split these lengths into
+    the same groups)."""
     model = make_emitter(dropout=0.0, input_dropout=0.0, attention_dropout=0.0)
     inputs, lengths = pad_batch(random_seqs([40, 3, 0, 6, 1, 25]), fill=float("nan"))
     trained = model.train()(inputs, lengths)
@@ -239,6 +240,50 @@ def test_train_mode_without_dropout_equals_eval():
     torch.testing.assert_close(trained, evaluated, atol=1e-6, rtol=1e-6)
     mask = torch.arange(40).unsqueeze(0) < lengths.unsqueeze(1)
     assert (trained[~mask] == 0).all()
+
+
+@pytest.mark.parametrize("unpacked", [True, False])
+def test_dropout_rates_at_each_point(unpacked, monkeypatch):
+    """Training drops the BiLSTM's input at `input_dropout`, the input of its second
+    layer, its output (the attention's input) and the attention's output at `dropout`,
+    on the unpacked path (gradients on, CPU) and the packed one (no gradients; there the
+    nn.LSTM drops between its layers inside, unobserved)."""
+    model = make_emitter(input_dropout=0.2, dropout=0.5, attention_dropout=0.0, hidden_size=16).train()
+    seen = {}
+    lstm = torch.lstm
+
+    def record_lstm(*args):
+        seen.setdefault("lstm", []).append(args[0].detach().clone())
+        return lstm(*args)
+
+    def record(name):
+        def hook(module, args):
+            data = args[0].data if isinstance(args[0], torch.nn.utils.rnn.PackedSequence) else args[0]
+            seen[name] = data.detach().clone()
+        return hook
+
+    monkeypatch.setattr(torch, "lstm", record_lstm)
+    model.lstm.register_forward_pre_hook(record("packed_input"))
+    model.attention.register_forward_pre_hook(record("attention_input"))
+    model.hidden2tag.register_forward_pre_hook(record("output_input"))
+    inputs, lengths = pad_batch([torch.ones(30, INPUT_SIZE)] * 40)  # no padding
+    torch.manual_seed(0)
+    with torch.set_grad_enabled(unpacked):
+        model(inputs, lengths)
+
+    def dropped(x):
+        return float((x == 0).float().mean())
+
+    if unpacked:
+        first, second = seen["lstm"][0], seen["lstm"][2]  # forward direction of each layer
+        assert 0.15 < dropped(first) < 0.25
+        assert 0.45 < dropped(second) < 0.55
+        assert "packed_input" not in seen
+    else:
+        assert "lstm" not in seen
+        assert 0.15 < dropped(seen["packed_input"]) < 0.25
+    assert 0.45 < dropped(seen["attention_input"]) < 0.55
+    assert 0.45 < dropped(seen["output_input"]) < 0.55
 
 
 def test_block_geometry():

@@ -369,13 +369,14 @@ class BiLSTMAttnEmitter(nn.Module):
         """
         lengths_cpu = self._validate(inputs, lengths)
         batch, seq_len, _ = inputs.shape
-        groups = length_groups(lengths_cpu.tolist()) if seq_len > 0 else None
+        lengths_list = lengths_cpu.tolist()
+        groups = length_groups(lengths_list) if seq_len > 0 else None
         if groups is None:
             return self._emit(inputs, lengths_cpu)
         # Sequences of very different lengths: run each group of similar length padded
         # to its own longest. Every step treats each sequence on its own, so this gives
         # the same emissions as one padded batch, for less work.
-        order = sorted(range(batch), key=lengths_cpu.tolist().__getitem__)
+        order = sorted(range(batch), key=lengths_list.__getitem__)
         perm = torch.tensor(order, dtype=torch.long)
         inputs_sorted = inputs.index_select(0, perm.to(inputs.device))
         lengths_sorted = lengths_cpu.index_select(0, perm)
@@ -417,8 +418,6 @@ class BiLSTMAttnEmitter(nn.Module):
             0 at padded positions and for empty sequences.
         """
         batch, seq_len, _ = inputs.shape
-        # shape: (batch, seq_len, 2 * hidden_size)
-        states = inputs.new_zeros(batch, seq_len, 2 * self.hidden_size)
         # pack_padded_sequence rejects zero lengths: run only the non-empty sequences.
         # shape: (n_nonempty,)
         nonempty = (lengths_cpu > 0).nonzero().squeeze(1)
@@ -426,7 +425,7 @@ class BiLSTMAttnEmitter(nn.Module):
             # Every position is padding, so `inputs` is all zeros here. Keep it in the
             # autograd graph anyway, so that callers (e.g. thinc's PyTorchShim, which reads
             # `inputs.grad`) get a zero gradient rather than None.
-            return states + inputs.sum() * 0.0
+            return inputs.new_zeros(batch, seq_len, 2 * self.hidden_size) + inputs.sum() * 0.0
         if inputs.device.type == "cpu" and torch.is_grad_enabled():
             return self._encode_unpacked(inputs, lengths_cpu)
         all_nonempty = nonempty.numel() == batch
@@ -449,7 +448,10 @@ class BiLSTMAttnEmitter(nn.Module):
         packed_states = _dropout_packed(self.dropout, packed_states)
         # shape: (n_nonempty, seq_len, 2 * hidden_size)
         padded, _ = pad_packed_sequence(packed_states, batch_first=True, total_length=seq_len)
-        return padded if all_nonempty else states.index_copy(0, index, padded)
+        if all_nonempty:
+            return padded
+        # shape: (batch, seq_len, 2 * hidden_size), 0 for the empty sequences
+        return inputs.new_zeros(batch, seq_len, 2 * self.hidden_size).index_copy(0, index, padded)
 
     def _lstm_layers(self) -> List[Tuple[List[Tensor], List[Tensor]]]:
         """The weights of each BiLSTM layer: (forward direction, backward direction), each

@@ -74,6 +74,14 @@ SYSTEMS: Dict[str, Dict[str, Any]] = {
     "ours_vectors_chars_wdrop_compound": {
         "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop_compound.cfg", "overrides": {}, "vectors": True,
     },
+    # the same with an inverse-time decaying learning rate, 0.003 / (1 + 0.000667 t):
+    # 0.003 at the first step, 0.0015 at step 1,500, 0.001 at step 3,000
+    "ours_chars_wdrop_lrdecay": {
+        "config": BENCH_CONFIGS / "ours_chars_wdrop_lrdecay.cfg", "overrides": {}, "vectors": False,
+    },
+    "ours_vectors_chars_wdrop_lrdecay": {
+        "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop_lrdecay.cfg", "overrides": {}, "vectors": True,
+    },
     # the same with length-bucketed batches: spacy.batch_by_padded.v1, 1,100 padded words,
     # sorted within a buffer of 1,024 docs (padding 1.1x instead of 3.2x)
     "ours_chars_wdrop_padded": {

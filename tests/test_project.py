@@ -111,6 +111,24 @@ def test_config_conventions(cfg_name):
     assert config["training"]["logger"]["progress_bar"] in ("train", "eval")
 
 
+@pytest.mark.parametrize("cfg_name", [c for c in CONFIGS if c != "transformer.cfg"])
+def test_configs_decay_the_learning_rate(cfg_name):
+    """The configs without a transformer start at 0.003 and decay with the inverse of
+    time to 0.001 at step 3,000 (session 10 in benchmarks/RESULTS.md); transformer.cfg
+    keeps its own warm-up schedule."""
+    import itertools
+
+    from thinc.api import registry
+
+    config = load_config(REPO_ROOT / "configs" / cfg_name, interpolate=False)
+    schedule = registry.resolve({"lr": config["training"]["optimizer"]["learn_rate"]})["lr"]
+    rates = list(itertools.islice(schedule, 3001))
+    assert rates[0] == pytest.approx(0.003)
+    assert rates[1500] == pytest.approx(0.0015, rel=0.01)
+    assert rates[3000] == pytest.approx(0.001, rel=0.01)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+
+
 def test_default_config_is_the_factory_default():
     """default.cfg uses the component's default model: embedded tok2vec, no vectors."""
     from spacy_bilstm_crf.pipeline_component import DEFAULT_MODEL

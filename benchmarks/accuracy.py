@@ -151,7 +151,13 @@ def machine() -> Dict[str, Any]:
     return {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()}
 
 
-def prepare_corpus(dataset: str, conll_dir: Path, n_sents: int) -> Dict[str, Path]:
+def corpus_name(dataset: str, n_sents: int, doc_boundaries: bool = False) -> str:
+    """The work-directory name of a converted corpus: `conll03-n1` (one sentence per Doc),
+    `conll03-docs` (one Doc per `-DOCSTART-` document)."""
+    return f"{dataset}-docs" if doc_boundaries else f"{dataset}-n{n_sents}"
+
+
+def prepare_corpus(dataset: str, conll_dir: Path, n_sents: int, doc_boundaries: bool = False) -> Dict[str, Path]:
     """Convert the data set's splits to .spacy files (gold tokens) in the work directory."""
     from spacy.tokens import DocBin
 
@@ -159,7 +165,9 @@ def prepare_corpus(dataset: str, conll_dir: Path, n_sents: int) -> Dict[str, Pat
 
     spec = DATASETS[dataset]
     src = conll_dir if dataset == "conll03" else ROOT / "assets" / "wnut17"
-    out_dir = WORK / "corpus" / f"{dataset}-n{n_sents}"
+    if doc_boundaries and dataset != "conll03":
+        sys.exit(f"--doc-boundaries needs -DOCSTART- lines; {dataset} has none")
+    out_dir = WORK / "corpus" / corpus_name(dataset, n_sents, doc_boundaries)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for split, name in spec["files"].items():
@@ -167,7 +175,9 @@ def prepare_corpus(dataset: str, conll_dir: Path, n_sents: int) -> Dict[str, Pat
         if not path.exists():
             if not (src / name).exists():
                 sys.exit(f"{src / name} not found: pass --conll-dir DIR with eng.train/testa/testb")
-            docs = read_conll(src / name, n_sents=n_sents, file_format=spec["format"])
+            docs = read_conll(
+                src / name, n_sents=n_sents, doc_boundaries=doc_boundaries, file_format=spec["format"]
+            )
             DocBin(docs=docs, store_user_data=False).to_disk(path)
         paths[split] = path
     return paths
@@ -213,8 +223,8 @@ def evaluate(model: Path, data: Path, out: Path, env: Dict[str, str]) -> Dict[st
 
 def train_one(args: argparse.Namespace, dataset: str, system: str) -> Dict[str, Any]:
     spec = SYSTEMS[system]
-    corpus = prepare_corpus(dataset, Path(args.conll_dir), args.n_sents)
-    run_dir = WORK / "runs" / f"{dataset}-n{args.n_sents}" / f"{system}{args.tag}"
+    corpus = prepare_corpus(dataset, Path(args.conll_dir), args.n_sents, args.doc_boundaries)
+    run_dir = WORK / "runs" / corpus_name(dataset, args.n_sents, args.doc_boundaries) / f"{system}{args.tag}"
     run_dir.mkdir(parents=True, exist_ok=True)
     overrides = {
         "paths.train": str(corpus["train"]),
@@ -254,7 +264,8 @@ def train_one(args: argparse.Namespace, dataset: str, system: str) -> Dict[str, 
         "tag": args.tag,
         "config": str(Path(spec["config"]).relative_to(ROOT)),
         "overrides": {k: v for k, v in overrides.items() if not k.startswith("paths.") and v is not None},
-        "n_sents_per_doc": args.n_sents,
+        "n_sents_per_doc": None if args.doc_boundaries else args.n_sents,
+        "doc_boundaries": args.doc_boundaries,
         "threads": args.threads,
         # torch's own count inside the training process, as the timing logger read it
         "torch_threads": curve[0].get("torch_threads") if curve else None,
@@ -312,6 +323,8 @@ def main() -> None:
     parser.add_argument("--eval-frequency", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--n-sents", type=int, default=1, help="sentences per Doc")
+    parser.add_argument("--doc-boundaries", action="store_true",
+                        help="one Doc per -DOCSTART- document (CoNLL-2003; scoring stays on gold tokens)")
     parser.add_argument("--override", action="append", help="extra config override KEY=VALUE (all systems)")
     parser.add_argument("--tag", default="", help="suffix for the result file name")
     parser.add_argument("--summary", action="store_true", help="only print the table of results")

@@ -82,6 +82,16 @@ SYSTEMS: Dict[str, Dict[str, Any]] = {
     "ours_vectors_chars_wdrop_lrdecay": {
         "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop_lrdecay.cfg", "overrides": {}, "vectors": True,
     },
+    # the same with spacy-bilstm-crf.CharacterEmbed.v1 (spaCy's character embedding with a
+    # batched, cached byte lookup and exactly summed gradients) and torch matrix products
+    # in the tok2vec (session 11)
+    "ours_chars_wdrop_lrdecay_fastchars": {
+        "config": BENCH_CONFIGS / "ours_chars_wdrop_lrdecay_fastchars.cfg", "overrides": {}, "vectors": False,
+    },
+    "ours_vectors_chars_wdrop_lrdecay_fastchars": {
+        "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop_lrdecay_fastchars.cfg", "overrides": {},
+        "vectors": True,
+    },
     # the same with length-bucketed batches: spacy.batch_by_padded.v1, 1,100 padded words,
     # sorted within a buffer of 1,024 docs (padding 1.1x instead of 3.2x)
     "ours_chars_wdrop_padded": {

@@ -10,6 +10,10 @@ Peak memory is measured in a fresh subprocess per pipeline (peak RSS over the RS
         --pipeline ours=benchmarks/work/runs/conll03-n1/ours/model/model-best \
         --pipeline spacy_ner=benchmarks/work/runs/conll03-n1/spacy_ner/model/model-best \
         --threads 1 --rounds 5 --output benchmarks/results/inference_speed.json
+
+`--torch-gemm NAME` runs the thinc layers of pipeline NAME with our `TorchGemmOps` (torch
+matrix products instead of thinc's BLIS), as our component does for its own tok2vec:
+e.g. spaCy ner given the same speed-up, loaded a second time under another name.
 """
 
 import argparse
@@ -64,7 +68,18 @@ def _status_mib(field: str) -> float:
     return float("nan")
 
 
-def memory_child(model: str, data: str, threads: int, batch_size: int, limit: int) -> None:
+def apply_torch_gemm(nlp) -> None:  # type: ignore[no-untyped-def]
+    """Give every thinc model of the pipeline's components `TorchGemmOps`."""
+    from thinc.api import Model
+
+    from spacy_bilstm_crf.architectures import use_torch_gemm
+
+    for _, pipe in nlp.pipeline:
+        if isinstance(getattr(pipe, "model", None), Model):
+            use_torch_gemm(pipe.model)
+
+
+def memory_child(model: str, data: str, threads: int, batch_size: int, limit: int, torch_gemm: bool) -> None:
     """Run in a subprocess: print the RSS before loading the pipeline (imports done), after
     loading it and the docs, and the peak while processing them (MiB)."""
     import spacy
@@ -73,6 +88,8 @@ def memory_child(model: str, data: str, threads: int, batch_size: int, limit: in
     set_threads(threads)
     base = _status_mib("VmRSS")
     nlp = spacy.load(model)
+    if torch_gemm:
+        apply_torch_gemm(nlp)
     docs = load_docs(nlp, Path(data), limit)
     loaded = _status_mib("VmRSS")
     time_once(nlp, docs, batch_size)
@@ -90,11 +107,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--limit", type=int, default=0, help="use the first N docs")
     parser.add_argument("--output", default="benchmarks/results/inference_speed.json")
+    parser.add_argument("--torch-gemm", action="append", default=[], metavar="NAME",
+                        help="run this pipeline's thinc layers with TorchGemmOps (repeatable)")
     parser.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
-        memory_child(args.memory_child[0], args.memory_child[1], args.threads, args.batch_size, args.limit)
+        name = args.pipeline[0].partition("=")[0]
+        memory_child(args.memory_child[0], args.memory_child[1], args.threads, args.batch_size, args.limit,
+                     name in args.torch_gemm)
         return
+    unknown = set(args.torch_gemm) - {spec.partition("=")[0] for spec in args.pipeline}
+    if unknown:
+        parser.error(f"--torch-gemm names no --pipeline: {', '.join(sorted(unknown))}")
     set_threads(args.threads)
     import spacy
     import torch
@@ -104,6 +128,8 @@ def main() -> None:
     for spec in args.pipeline:
         name, _, path = spec.partition("=")
         pipelines[name] = spacy.load(path)
+        if name in args.torch_gemm:
+            apply_torch_gemm(pipelines[name])
     first = next(iter(pipelines.values()))
     docs = load_docs(first, Path(args.data), args.limit)
     n_words = sum(len(d) for d in docs)
@@ -124,11 +150,13 @@ def main() -> None:
         ref = ref or wps
         mem = subprocess.run(
             [sys.executable, __file__, "--data", args.data, "--pipeline", spec, "--threads", str(args.threads),
-             "--batch-size", str(args.batch_size), "--limit", str(args.limit), "--memory-child", path, args.data],
+             "--batch-size", str(args.batch_size), "--limit", str(args.limit), "--memory-child", path, args.data,
+             *(["--torch-gemm", name] if name in args.torch_gemm else [])],
             capture_output=True, text=True, check=True,
         )
         results[name] = {
             "path": path,
+            "torch_gemm": name in args.torch_gemm,
             "median_seconds": round(med, 3),
             "all_seconds": [round(t, 3) for t in times[name]],
             "words_per_second": round(wps, 1),

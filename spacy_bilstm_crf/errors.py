@@ -200,6 +200,10 @@ class Errors(metaclass=ErrorsWithCodes):
         "Set it in the layer's config block, e.g. `width = 50`, `char_width = 30`, "
         "`window_size = 3`, `max_chars = 20`, `rows = 1000`, `dropout = 0.25`."
     )
+    BCE065 = (
+        "Invalid {name} {value!r} for spacy-bilstm-crf.CharacterEmbed.v1: expected {expected}. "
+        "Set it in the layer's config block, e.g. `nM = 16`, `nC = 8`."
+    )
     # calibration
     BCE070 = (
         "The component {name!r} stores no entity confidences (it has no `spans_key`, or is "

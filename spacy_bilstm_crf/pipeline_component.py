@@ -49,6 +49,7 @@ from .architectures import (
     unpad_from_torch,
 )
 from .calibration import count_gold_entities, judge_entities
+from .char_embed import build_character_embed_v1  # noqa: F401 (registers the default model's character layer)
 from .crf import CRF
 from .errors import Errors
 from .tag_scheme import SCHEMES, TagScheme, UnknownLabelError, validate_label
@@ -95,7 +96,7 @@ rows = [5000, 1000, 2500, 2500]
 include_static_vectors = false
 
 [model.tok2vec.*.chars]
-@architectures = "spacy.CharacterEmbed.v2"
+@architectures = "spacy-bilstm-crf.CharacterEmbed.v1"
 width = 32
 rows = 2000
 nM = 16

@@ -75,6 +75,8 @@ def main() -> None:
     parser.add_argument("--vectors", default=None, help="paths.vectors for a config with static vectors")
     parser.add_argument("--tree", action="append", default=None,
                         help="NAME=DIR: a checkout of this repository whose package to time (default: this one)")
+    parser.add_argument("--tree-config", action="append", default=[], metavar="NAME=CONFIG",
+                        help="a config of its own for tree NAME (e.g. one naming a layer the other tree lacks)")
     parser.add_argument("--batchers", default="words")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=60, help="timed updates per measurement")
@@ -88,13 +90,19 @@ def main() -> None:
     if not (CORPUS / "train.spacy").exists():
         raise SystemExit(f"{CORPUS}/train.spacy not found: run benchmarks/accuracy.py --dataset conll03 first")
     trees = dict(t.split("=", 1) for t in (args.tree or [f"this={ROOT}"]))
+    configs = {name: args.config for name in trees}
+    for spec in args.tree_config:
+        name, _, config = spec.partition("=")
+        if name not in trees:
+            raise SystemExit(f"--tree-config {spec}: no --tree named {name!r}")
+        configs[name] = config
     batchers = args.batchers.split(",")
     runs: Dict[str, List[float]] = {f"{t}/{b}": [] for t in trees for b in batchers}
     for round_ in range(args.rounds):
         for tree, directory in trees.items():
             for batcher in batchers:
                 env = dict(os.environ, PYTHONPATH=str(Path(directory).resolve()))
-                cmd = [sys.executable, __file__, "--worker-batcher", batcher, "--config", args.config,
+                cmd = [sys.executable, __file__, "--worker-batcher", batcher, "--config", configs[tree],
                        "--steps", str(args.steps), "--threads", str(args.threads)]
                 if args.vectors:
                     cmd += ["--vectors", args.vectors]
@@ -112,7 +120,7 @@ def main() -> None:
     from bench_common import write_result
 
     write_result(args.output or str(RESULTS / "train_step_speed.json"), args.threads, {
-        "config": args.config, "trees": trees, "steps": args.steps, "rounds": args.rounds,
+        "config": args.config, "configs": configs, "trees": trees, "steps": args.steps, "rounds": args.rounds,
         "words_per_second": runs, "median_words_per_second": medians,
     })
 

@@ -107,6 +107,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--limit", type=int, default=0, help="use the first N docs")
     parser.add_argument("--output", default="benchmarks/results/inference_speed.json")
+    parser.add_argument("--pipeline-batch-size", action="append", default=[], metavar="NAME=N",
+                        help="another batch size for pipeline NAME (e.g. its config's [nlp] batch_size)")
     parser.add_argument("--torch-gemm", action="append", default=[], metavar="NAME",
                         help="run this pipeline's thinc layers with TorchGemmOps (repeatable)")
     parser.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
@@ -116,7 +118,13 @@ def main() -> None:
         memory_child(args.memory_child[0], args.memory_child[1], args.threads, args.batch_size, args.limit,
                      name in args.torch_gemm)
         return
-    unknown = set(args.torch_gemm) - {spec.partition("=")[0] for spec in args.pipeline}
+    batch_sizes = {spec.partition("=")[0]: args.batch_size for spec in args.pipeline}
+    for spec in args.pipeline_batch_size:
+        name, _, size = spec.partition("=")
+        if name not in batch_sizes:
+            parser.error(f"--pipeline-batch-size {spec}: no --pipeline named {name!r}")
+        batch_sizes[name] = int(size)
+    unknown = set(args.torch_gemm) - set(batch_sizes)
     if unknown:
         parser.error(f"--torch-gemm names no --pipeline: {', '.join(sorted(unknown))}")
     set_threads(args.threads)
@@ -134,12 +142,12 @@ def main() -> None:
     docs = load_docs(first, Path(args.data), args.limit)
     n_words = sum(len(d) for d in docs)
     print(f"{len(docs)} docs, {n_words} words, batch_size {args.batch_size}")
-    for nlp in pipelines.values():  # warm up: one whole pass each, so no timed round is a first
-        time_once(nlp, docs, args.batch_size)
+    for name, nlp in pipelines.items():  # warm up: one whole pass each, so no timed round is a first
+        time_once(nlp, docs, batch_sizes[name])
     times: Dict[str, List[float]] = {name: [] for name in pipelines}
     for r in range(args.rounds):
         for name, nlp in pipelines.items():
-            times[name].append(time_once(nlp, docs, args.batch_size))
+            times[name].append(time_once(nlp, docs, batch_sizes[name]))
         print(f"round {r + 1}: " + ", ".join(f"{n} {times[n][-1]:.2f}s" for n in pipelines), flush=True)
     results = {}
     ref = None
@@ -150,13 +158,14 @@ def main() -> None:
         ref = ref or wps
         mem = subprocess.run(
             [sys.executable, __file__, "--data", args.data, "--pipeline", spec, "--threads", str(args.threads),
-             "--batch-size", str(args.batch_size), "--limit", str(args.limit), "--memory-child", path, args.data,
+             "--batch-size", str(batch_sizes[name]), "--limit", str(args.limit), "--memory-child", path, args.data,
              *(["--torch-gemm", name] if name in args.torch_gemm else [])],
             capture_output=True, text=True, check=True,
         )
         results[name] = {
             "path": path,
             "torch_gemm": name in args.torch_gemm,
+            "batch_size": batch_sizes[name],
             "median_seconds": round(med, 3),
             "all_seconds": [round(t, 3) for t in times[name]],
             "words_per_second": round(wps, 1),

@@ -83,13 +83,21 @@ SYSTEMS: Dict[str, Dict[str, Any]] = {
         "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop_lrdecay.cfg", "overrides": {}, "vectors": True,
     },
     # the same with spacy-bilstm-crf.CharacterEmbed.v1 (spaCy's character embedding with a
-    # batched, cached byte lookup and exactly summed gradients) and torch matrix products
-    # in the tok2vec (session 11)
+    # batched, cached byte lookup) and torch matrix products in the tok2vec (session 11):
+    # `_fastchars` with sum_repeated_bytes = true (the exact gradient; a probe),
+    # `_charembed` with spaCy's gradient (the new default)
     "ours_chars_wdrop_lrdecay_fastchars": {
         "config": BENCH_CONFIGS / "ours_chars_wdrop_lrdecay_fastchars.cfg", "overrides": {}, "vectors": False,
     },
     "ours_vectors_chars_wdrop_lrdecay_fastchars": {
         "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop_lrdecay_fastchars.cfg", "overrides": {},
+        "vectors": True,
+    },
+    "ours_chars_wdrop_lrdecay_charembed": {
+        "config": BENCH_CONFIGS / "ours_chars_wdrop_lrdecay_charembed.cfg", "overrides": {}, "vectors": False,
+    },
+    "ours_vectors_chars_wdrop_lrdecay_charembed": {
+        "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop_lrdecay_charembed.cfg", "overrides": {},
         "vectors": True,
     },
     # the same with length-bucketed batches: spacy.batch_by_padded.v1, 1,100 padded words,

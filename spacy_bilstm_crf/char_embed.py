@@ -11,10 +11,12 @@ and the embedding rows of all docs of a batch are gathered at once::
     Doc --token.orth--> cached bytes (nC,) --one gather for the batch--> (n_tokens, nC * nM)
         --split per doc--> List[Floats2d]
 
-The gradient also differs from spaCy's in one respect: spaCy's backward pass adds each
-doc's gradient with ``dE[...] += ...``, and numpy's fancy-index assignment keeps only one
-of several updates of the same (position, byte) row within a doc (a common letter, the
-padding byte). Here every token's gradient is summed.
+The gradient is spaCy's too: spaCy's backward pass adds each doc's gradient with
+``dE[...] += ...``, and numpy's fancy-index assignment keeps only the last of several
+updates of the same (position, byte) row within a doc (a common letter, the padding
+byte). With ``sum_repeated_bytes = true`` every token's update is summed instead (the
+exact gradient of the forward pass); on CoNLL-2003 and WNUT-17 dev that was level or
+lower (benchmarks/RESULTS.md, session 11), so it is off by default.
 """
 
 from typing import Any, Callable, Dict, List, Tuple, Union, cast
@@ -110,7 +112,7 @@ def docs_to_utf8_ids(model: Model, docs: List[Doc]) -> numpy.ndarray:
     return numpy.frombuffer(b"".join(rows), dtype=numpy.uint8).reshape((len(rows), nC))
 
 
-def charembed(nM: int, nC: int) -> Model[List[Doc], List[Floats2d]]:
+def charembed(nM: int, nC: int, sum_repeated_bytes: bool = False) -> Model[List[Doc], List[Floats2d]]:
     """The ``charembed`` node of spaCy's CharacterEmbed (same name, dims and parameter),
     with the batched forward pass of this module."""
     return Model(
@@ -119,7 +121,7 @@ def charembed(nM: int, nC: int) -> Model[List[Doc], List[Floats2d]]:
         init=charembed_init,
         dims={"nM": nM, "nC": nC, "nO": nM * nC, "nV": N_BYTES},
         params={"E": None},
-        attrs={CACHE_ATTR: Utf8RowCache()},
+        attrs={CACHE_ATTR: Utf8RowCache(), "sum_repeated_bytes": sum_repeated_bytes},
     )
 
 
@@ -153,10 +155,22 @@ def charembed_forward(
 
     def backprop(d_output: List[Floats2d]) -> List[Doc]:
         if d_output:
+            xp = model.ops.xp
             # shape: (n_tokens * nC, nM)
-            d_rows = model.ops.xp.concatenate(d_output, axis=0).reshape((-1, nM))
+            d_rows = xp.concatenate(d_output, axis=0).reshape((-1, nM))
+            # shape: (n_tokens * nC,)
+            rows = flat_ids.ravel()
+            if not model.attrs["sum_repeated_bytes"]:
+                # spaCy's update: within a doc, the last token's gradient for each
+                # (position, byte) row; summed over docs
+                doc_index = xp.repeat(xp.arange(len(lengths), dtype="int64"), xp.asarray(lengths) * nC)
+                keys = doc_index * (nC * nV) + rows
+                # the first occurrence in the reversed keys is the last one in the batch
+                _, first_reversed = xp.unique(keys[::-1], return_index=True)
+                last = keys.shape[0] - 1 - first_reversed
+                rows, d_rows = rows[last], d_rows[last]
             dE = model.ops.alloc2f(nC * nV, nM)
-            model.ops.scatter_add(dE, model.ops.as_contig(flat_ids.ravel()), model.ops.as_contig(d_rows))
+            model.ops.scatter_add(dE, model.ops.as_contig(rows.astype("int32")), model.ops.as_contig(d_rows))
             model.inc_grad("E", cast(Floats3d, dE.reshape(E.shape)))
         return []
 
@@ -171,11 +185,11 @@ def build_character_embed_v1(
     nC: int,
     include_static_vectors: bool,
     feature: Union[int, str] = "LOWER",
+    sum_repeated_bytes: bool = False,
 ) -> Model[List[Doc], List[Floats2d]]:
     """``spacy.CharacterEmbed.v2`` with a faster character lookup: the same layers,
-    parameters and outputs (weights trained with either load into the other), ~10x
-    faster on the character bytes, and a gradient that sums repeated characters (see
-    the module docstring).
+    parameters, outputs and gradients (weights trained with either load into the other),
+    about 2.5x faster (see the module docstring).
 
     width (int): The width of the output vector and of the feature embedding.
     rows (int): The number of rows of the feature's hash embedding table.
@@ -184,6 +198,8 @@ def build_character_embed_v1(
         start and end.
     include_static_vectors (bool): Also use the vocab's static word vectors.
     feature (Union[int, str]): The token attribute to embed beside the characters.
+    sum_repeated_bytes (bool): Sum the gradient of every token for a (position, byte)
+        row, where spaCy keeps one per doc.
     RETURNS (Model[List[Doc], List[Floats2d]]): One (n_tokens, width) array per doc.
     """
     nM = check_int("nM", nM, 1, error=Errors.BCE065)
@@ -192,5 +208,5 @@ def build_character_embed_v1(
         width=width, rows=rows, nM=nM, nC=nC, include_static_vectors=include_static_vectors, feature=feature
     )
     old = next(node for node in model.walk() if node.name == "charembed")
-    model.replace_node(old, charembed(nM=nM, nC=nC))
+    model.replace_node(old, charembed(nM=nM, nC=nC, sum_repeated_bytes=bool(sum_repeated_bytes)))
     return model

@@ -103,6 +103,7 @@ nM = 16
 nC = 8
 include_static_vectors = false
 feature = "ORTH"
+sum_repeated_bytes = false
 """
 DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
 

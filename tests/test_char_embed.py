@@ -94,16 +94,33 @@ def test_empty_doc_in_a_batch(nlp):
     backprop([numpy.ones_like(y) for y in Y])
 
 
-def test_gradient_sums_every_token(nlp):
-    """The byte table's gradient is the sum over all tokens and positions, repeated
-    bytes included (spaCy's `+=` on a fancy index keeps one update per repeated row)."""
-    _, ours, docs = _pair(nlp)
+def _gradients(layer, docs, dY):
+    node = _char_node(layer)
+    node.set_grad("E", numpy.zeros_like(node.get_param("E")))
+    _, backprop = node.begin_update(docs)
+    backprop(dY)
+    return node.get_grad("E")
+
+
+def test_gradient_is_spacys(nlp):
+    """By default the byte table's gradient is exactly what spaCy's layer computes."""
+    theirs, ours, docs = _pair(nlp)
+    rng = numpy.random.default_rng(1)
+    dY = [rng.normal(size=(len(d), 4 * 8)).astype("float32") for d in docs]
+    expected = _gradients(theirs, docs, dY)
+    assert numpy.abs(expected).sum() > 0
+    assert numpy.allclose(_gradients(ours, docs, dY), expected, atol=1e-6)
+
+
+def test_gradient_can_sum_every_token(nlp):
+    """With sum_repeated_bytes, the gradient sums over all tokens and positions,
+    repeated bytes within a doc included (spaCy's keeps one update per doc)."""
+    theirs, _, docs = _pair(nlp)
+    ours = build_character_embed_v1(**SETTINGS, sum_repeated_bytes=True).from_bytes(theirs.to_bytes())
     node = _char_node(ours)
     nC, nM = node.get_dim("nC"), node.get_dim("nM")
     rng = numpy.random.default_rng(1)
-    Y, backprop = node.begin_update(docs)
-    dY = [rng.normal(size=y.shape).astype("float32") for y in Y]
-    backprop(dY)
+    dY = [rng.normal(size=(len(d), nC * nM)).astype("float32") for d in docs]
     expected = numpy.zeros(node.get_param("E").shape, dtype="float64")
     for doc, d in zip(docs, dY):
         ids = doc.to_utf8_array(nr_char=nC)
@@ -111,9 +128,9 @@ def test_gradient_sums_every_token(nlp):
         for i in range(len(doc)):
             for j in range(nC):
                 expected[j, ids[i, j]] += d[i, j]
-    assert numpy.allclose(node.get_grad("E"), expected, atol=1e-5)
-    # "a a a b": the byte "a" at position 0 got three tokens' gradients
-    assert numpy.abs(expected[0, ord("a")]).sum() > 0
+    assert numpy.allclose(_gradients(ours, docs, dY), expected, atol=1e-5)
+    # "a a a b" repeats "a" at position 0: the two gradients differ
+    assert not numpy.allclose(_gradients(theirs, docs, dY), expected, atol=1e-5)
 
 
 def test_layer_learns(nlp):

@@ -180,7 +180,11 @@ def test_fits_ignore_what_ents_f_ignores(trained):
         assert nlp.evaluate(annotated + unannotated + missing)["ents_f"] == f_annotated
         conf, correct = entity_confidences(nlp, [eg.reference for eg in annotated])
         conf2, correct2 = entity_confidences(nlp, [eg.reference for eg in annotated + missing])
-        assert (conf2, correct2) == (conf, correct)
+        # the same entities, judged the same; the confidences to float rounding (the
+        # extra docs change the sub-batches, and torch's matrix products round
+        # differently for different batch shapes)
+        assert correct2 == correct
+        assert conf2 == pytest.approx(conf, rel=1e-5, abs=1e-6)
     finally:
         pipe.cfg.update(old)
 

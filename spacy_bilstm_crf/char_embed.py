@@ -15,8 +15,8 @@ The gradient is spaCy's too: spaCy's backward pass adds each doc's gradient with
 ``dE[...] += ...``, and numpy's fancy-index assignment keeps only the last of several
 updates of the same (position, byte) row within a doc (a common letter, the padding
 byte). With ``sum_repeated_bytes = true`` every token's update is summed instead (the
-exact gradient of the forward pass); on CoNLL-2003 and WNUT-17 dev that was level or
-lower (benchmarks/RESULTS.md, session 11), so it is off by default.
+exact gradient of the forward pass); it was no better on CoNLL-2003 and WNUT-17 dev
+(benchmarks/RESULTS.md, session 11), so the default stays spaCy's.
 """
 
 from typing import Any, Callable, Dict, List, Tuple, Union, cast

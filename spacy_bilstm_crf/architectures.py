@@ -141,7 +141,7 @@ def build_bilstm_attn_crf_v1(
         },
     )
     model = chain(tok2vec, head)
-    # faster matrix products in the tok2vec on the CPU; the result is the same
+    # faster matrix products in the tok2vec on the CPU; the same results to float rounding
     use_torch_gemm(model)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("head", head)

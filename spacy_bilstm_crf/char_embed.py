@@ -163,7 +163,7 @@ def charembed_forward(
             if not model.attrs["sum_repeated_bytes"]:
                 # spaCy's update: within a doc, the last token's gradient for each
                 # (position, byte) row; summed over docs
-                doc_index = xp.repeat(xp.arange(len(lengths), dtype="int64"), xp.asarray(lengths) * nC)
+                doc_index = xp.repeat(xp.arange(len(lengths), dtype="int64"), [n * nC for n in lengths])
                 keys = doc_index * (nC * nV) + rows
                 # the first occurrence in the reversed keys is the last one in the batch
                 _, first_reversed = xp.unique(keys[::-1], return_index=True)

@@ -37,6 +37,7 @@ from .pytorch_model import CharCNN, check_int, check_prob
 
 __all__ = [
     "CharIdCache",
+    "WordCache",
     "build_char_cnn_v1",
     "docs_to_char_ids",
     "get_char_cnn_module",
@@ -44,32 +45,44 @@ __all__ = [
 ]
 
 CACHE_ATTR = "char_cnn_cache"
-# The most words whose id rows a layer keeps; the cache is emptied when it is full.
+# The most words whose rows a layer's cache keeps; it is emptied when it is full.
 MAX_CACHE_SIZE = 100_000
 
 
-class CharIdCache(Dict[int, numpy.ndarray]):
-    """``token.orth`` -> the word's character id row (int64, read-only).
+class WordCache(Dict[int, Any]):
+    """``token.orth`` -> something a layer computes from the word's text, kept in a layer
+    attr (a subclass per kind of value).
 
     Only a speed-up: thinc does not serialize it (see the ``serialize_attr``
     registration below) and a pickled layer starts with an empty cache.
     """
 
     def __reduce__(self) -> Tuple[Any, ...]:
-        return (CharIdCache, ())
+        return (type(self), ())
+
+    def add(self, orth: int, value: Any) -> Any:
+        """Keep `value` for `orth`, emptying the cache first if it holds
+        `MAX_CACHE_SIZE` words. RETURNS: `value`."""
+        if len(self) >= MAX_CACHE_SIZE:
+            self.clear()
+        self[orth] = value
+        return value
 
 
-@serialize_attr.register(CharIdCache)
-def _serialize_char_id_cache(_: CharIdCache, value: CharIdCache, name: str, model: Model) -> bytes:
+class CharIdCache(WordCache):
+    """``token.orth`` -> the word's character id row (int64, read-only)."""
+
+
+@serialize_attr.register(WordCache)
+def _serialize_word_cache(_: WordCache, value: WordCache, name: str, model: Model) -> bytes:
     # a constant, so that a model's bytes do not depend on the words it has seen
     return srsly.msgpack_dumps(None)
 
 
-@deserialize_attr.register(CharIdCache)
-def _deserialize_char_id_cache(
-    _: CharIdCache, value: bytes, name: str, model: Model
-) -> CharIdCache:
-    return CharIdCache()
+@deserialize_attr.register(WordCache)
+def _deserialize_word_cache(_: WordCache, value: bytes, name: str, model: Model) -> WordCache:
+    # an empty cache of the layer's own kind
+    return type(_)()
 
 
 @registry.architectures("spacy-bilstm-crf.CharCNN.v1")
@@ -177,10 +190,7 @@ def docs_to_char_ids(model: Model, docs: List[Doc]) -> Tuple[numpy.ndarray, List
         for orth in orths:
             ids = cache.get(orth)
             if ids is None:
-                ids = word_char_ids(strings[orth], max_chars, rows)
-                if len(cache) >= MAX_CACHE_SIZE:
-                    cache.clear()
-                cache[orth] = ids
+                ids = cache.add(orth, word_char_ids(strings[orth], max_chars, rows))
             words.append(ids)
     n_chars = numpy.fromiter((w.shape[0] for w in words), dtype=numpy.int64, count=len(words))
     max_len = max(1, int(n_chars.max())) if len(words) else 1

@@ -19,52 +19,31 @@ exact gradient of the forward pass); it was no better on CoNLL-2003 and WNUT-17 
 (benchmarks/RESULTS.md, session 11), so the default stays spaCy's.
 """
 
-from typing import Any, Callable, Dict, List, Tuple, Union, cast
+from typing import Any, Callable, List, Tuple, Union, cast
 
 import numpy
-import srsly
 from spacy.attrs import ORTH
 from spacy.ml.models.tok2vec import CharacterEmbed as spacy_character_embed
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import Model, deserialize_attr, serialize_attr
+from thinc.api import Model
 from thinc.types import Floats2d, Floats3d, Ints2d
 
+from .char_cnn import WordCache
 from .errors import Errors
 from .pytorch_model import check_int
 
 __all__ = ["Utf8RowCache", "build_character_embed_v1", "docs_to_utf8_ids", "utf8_row"]
 
 CACHE_ATTR = "utf8_row_cache"
-# The most words whose byte rows a layer keeps; the cache is emptied when it is full.
-MAX_CACHE_SIZE = 100_000
 # spaCy's CharacterEmbed: 256 byte values, 255 being the padding
 N_BYTES = 256
 PAD_BYTE = 255
 
 
-class Utf8RowCache(Dict[int, bytes]):
-    """``token.orth`` -> the word's byte row (``nC`` bytes, see `utf8_row`).
-
-    Only a speed-up: thinc does not serialize it (see the ``serialize_attr``
-    registration below) and a pickled layer starts with an empty cache.
-    """
-
-    def __reduce__(self) -> Tuple[Any, ...]:
-        return (Utf8RowCache, ())
-
-
-@serialize_attr.register(Utf8RowCache)
-def _serialize_utf8_row_cache(_: Utf8RowCache, value: Utf8RowCache, name: str, model: Model) -> bytes:
-    # a constant, so that a model's bytes do not depend on the words it has seen
-    return srsly.msgpack_dumps(None)
-
-
-@deserialize_attr.register(Utf8RowCache)
-def _deserialize_utf8_row_cache(
-    _: Utf8RowCache, value: bytes, name: str, model: Model
-) -> Utf8RowCache:
-    return Utf8RowCache()
+class Utf8RowCache(WordCache):
+    """``token.orth`` -> the word's byte row (``nC`` bytes, see `utf8_row`). Not
+    serialized, bounded (see `WordCache`)."""
 
 
 def utf8_row(text: str, nC: int) -> bytes:
@@ -104,10 +83,7 @@ def docs_to_utf8_ids(model: Model, docs: List[Doc]) -> numpy.ndarray:
         for orth in doc.to_array(ORTH).tolist():
             row = cache.get(orth)
             if row is None:
-                row = utf8_row(strings[orth], nC)
-                if len(cache) >= MAX_CACHE_SIZE:
-                    cache.clear()
-                cache[orth] = row
+                row = cache.add(orth, utf8_row(strings[orth], nC))
             rows.append(row)
     return numpy.frombuffer(b"".join(rows), dtype=numpy.uint8).reshape((len(rows), nC))
 
@@ -147,17 +123,13 @@ def charembed_forward(
     # shape: (n_tokens, nO)
     table = cast(Any, E.reshape((nC * nV, nM)))
     vectors = cast(Floats2d, table[flat_ids.ravel()].reshape((len(ids), nO)))
-    output: List[Floats2d] = []
-    start = 0
-    for n in lengths:
-        output.append(vectors[start : start + n])
-        start += n
+    output = model.ops.unflatten(vectors, model.ops.asarray1i(lengths))
 
     def backprop(d_output: List[Floats2d]) -> List[Doc]:
         if d_output:
             xp = model.ops.xp
             # shape: (n_tokens * nC, nM)
-            d_rows = xp.concatenate(d_output, axis=0).reshape((-1, nM))
+            d_rows = cast(Floats2d, model.ops.flatten(d_output).reshape((-1, nM)))
             # shape: (n_tokens * nC,)
             rows = flat_ids.ravel()
             if not model.attrs["sum_repeated_bytes"]:

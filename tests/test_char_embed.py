@@ -12,7 +12,7 @@ from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import NumpyOps, fix_random_seed
 
-from spacy_bilstm_crf import char_embed
+from spacy_bilstm_crf import char_cnn, char_embed
 from spacy_bilstm_crf.architectures import TorchGemmOps, build_bilstm_attn_crf_v1, use_torch_gemm
 from spacy_bilstm_crf.char_embed import build_character_embed_v1, docs_to_utf8_ids, utf8_row
 
@@ -158,7 +158,7 @@ def test_cache_is_not_serialized_and_is_bounded(nlp, monkeypatch):
     ours.predict(docs)
     assert len(node.attrs[char_embed.CACHE_ATTR]) > 0
     assert ours.to_bytes() == before
-    monkeypatch.setattr(char_embed, "MAX_CACHE_SIZE", 3)
+    monkeypatch.setattr(char_cnn, "MAX_CACHE_SIZE", 3)
     node.attrs[char_embed.CACHE_ATTR].clear()
     expected = ours.predict(docs)
     assert 0 < len(node.attrs[char_embed.CACHE_ATTR]) <= 3

@@ -100,6 +100,21 @@ SYSTEMS: Dict[str, Dict[str, Any]] = {
         "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop_lrdecay_charembed.cfg", "overrides": {},
         "vectors": True,
     },
+    # `_unk`: the same with spacy-bilstm-crf.MultiHashEmbed.v1, an unknown-word row for
+    # NORM values not in the training data (session 12)
+    "ours_chars_wdrop_lrdecay_unk": {
+        "config": BENCH_CONFIGS / "ours_chars_wdrop_lrdecay_unk.cfg", "overrides": {}, "vectors": False,
+    },
+    "ours_vectors_chars_wdrop_lrdecay_unk": {
+        "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop_lrdecay_unk.cfg", "overrides": {}, "vectors": True,
+    },
+    # `_unk2`: and an unknown-word row for the character layer's ORTH feature too
+    "ours_chars_wdrop_lrdecay_unk2": {
+        "config": BENCH_CONFIGS / "ours_chars_wdrop_lrdecay_unk2.cfg", "overrides": {}, "vectors": False,
+    },
+    "ours_vectors_chars_wdrop_lrdecay_unk2": {
+        "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop_lrdecay_unk2.cfg", "overrides": {}, "vectors": True,
+    },
     # the same with length-bucketed batches: spacy.batch_by_padded.v1, 1,100 padded words,
     # sorted within a buffer of 1,024 docs (padding 1.1x instead of 3.2x)
     "ours_chars_wdrop_padded": {

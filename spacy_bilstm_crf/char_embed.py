@@ -19,7 +19,7 @@ exact gradient of the forward pass); it was no better on CoNLL-2003 and WNUT-17 
 (benchmarks/RESULTS.md, session 11), so the default stays spaCy's.
 """
 
-from typing import Any, Callable, List, Tuple, Union, cast
+from typing import Any, Callable, List, Optional, Tuple, Union, cast
 
 import numpy
 from spacy.attrs import ORTH
@@ -32,6 +32,7 @@ from thinc.types import Floats2d, Floats3d, Ints2d
 from .char_cnn import WordCache
 from .errors import Errors
 from .pytorch_model import check_int
+from .word_embed import check_alpha, extract_features_unk
 
 __all__ = ["Utf8RowCache", "build_character_embed_v1", "docs_to_utf8_ids", "utf8_row"]
 
@@ -158,6 +159,7 @@ def build_character_embed_v1(
     include_static_vectors: bool,
     feature: Union[int, str] = "LOWER",
     sum_repeated_bytes: bool = False,
+    unknown_alpha: Optional[float] = None,
 ) -> Model[List[Doc], List[Floats2d]]:
     """``spacy.CharacterEmbed.v2`` with a faster character lookup: the same layers,
     parameters, outputs and gradients (weights trained with either load into the other),
@@ -172,6 +174,10 @@ def build_character_embed_v1(
     feature (Union[int, str]): The token attribute to embed beside the characters.
     sum_repeated_bytes (bool): Sum the gradient of every token for a (position, byte)
         row, where spaCy keeps one per doc.
+    unknown_alpha (Optional[float]): If set (>= 0), `feature` values not in the training
+        data share one unknown-word row, trained by replacing training words with it at
+        the rate ``unknown_alpha / (unknown_alpha + count)``, as in
+        ``spacy-bilstm-crf.MultiHashEmbed.v1``; None (default): spaCy's layer.
     RETURNS (Model[List[Doc], List[Floats2d]]): One (n_tokens, width) array per doc.
     """
     nM = check_int("nM", nM, 1, error=Errors.BCE065)
@@ -181,4 +187,8 @@ def build_character_embed_v1(
     )
     old = next(node for node in model.walk() if node.name == "charembed")
     model.replace_node(old, charembed(nM=nM, nC=nC, sum_repeated_bytes=bool(sum_repeated_bytes)))
+    if unknown_alpha is not None:
+        alpha = check_alpha("unknown_alpha", unknown_alpha, error=Errors.BCE065)
+        old = next(node for node in model.walk() if node.name == "extract_features")
+        model.replace_node(old, extract_features_unk([feature], feature, alpha))
     return model

@@ -202,7 +202,13 @@ class Errors(metaclass=ErrorsWithCodes):
     )
     BCE065 = (
         "Invalid {name} {value!r} for spacy-bilstm-crf.CharacterEmbed.v1: expected {expected}. "
-        "Set it in the layer's config block, e.g. `nM = 16`, `nC = 8`."
+        "Set it in the layer's config block, e.g. `nM = 16`, `nC = 8`, `unknown_alpha = 0.25` "
+        "(or null for no unknown-word row)."
+    )
+    BCE066 = (
+        "Invalid {name} {value!r} for spacy-bilstm-crf.MultiHashEmbed.v1: expected {expected}. "
+        "Set it in the layer's config block, e.g. `unknown_attr = \"NORM\"` (one of `attrs`, "
+        "or null for no unknown-word row) and `unknown_alpha = 0.25`."
     )
     # calibration
     BCE070 = (

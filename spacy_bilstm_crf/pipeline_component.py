@@ -52,6 +52,7 @@ from .calibration import count_gold_entities, judge_entities
 from .char_embed import build_character_embed_v1  # noqa: F401 (registers the default model's character layer)
 from .crf import CRF
 from .errors import Errors
+from .word_embed import set_word_counts
 from .tag_scheme import SCHEMES, TagScheme, UnknownLabelError, validate_label
 
 
@@ -347,6 +348,23 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         set_tag_scheme(self.model, self.tag_scheme)
         self.model.initialize(X=doc_sample)
         self.cfg["nI"] = self.model.get_ref("head").get_dim("nI")
+        # an unknown-word row (spacy-bilstm-crf.MultiHashEmbed.v1) learns which words the
+        # training data has from all of it, not from the sample; in a shared tok2vec that
+        # this component listens to as well
+        for model in [self.model] + self._upstream_models(nlp):
+            set_word_counts(model, lambda: (eg.predicted for eg in get_examples()))
+
+    def _upstream_models(self, nlp: Optional[Language]) -> List[Model]:
+        """The models of the components this one listens to (a shared tok2vec), if any."""
+        if nlp is None:
+            return []
+        return [
+            proc.model
+            for _, proc in nlp.pipeline
+            if proc is not self
+            and self.name in getattr(proc, "listening_components", [])
+            and isinstance(getattr(proc, "model", None), Model)
+        ]
 
     def _initialize_before_deserializing(self) -> None:
         """Build the torch module from cfg so that its weights can be loaded."""

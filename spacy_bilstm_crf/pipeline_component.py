@@ -90,11 +90,13 @@ variational_dropout = false
 rate = 0.1
 
 [model.tok2vec.*.words.layer]
-@architectures = "spacy.MultiHashEmbed.v2"
+@architectures = "spacy-bilstm-crf.MultiHashEmbed.v1"
 width = 96
 attrs = ["NORM", "PREFIX", "SUFFIX", "SHAPE"]
 rows = [5000, 1000, 2500, 2500]
 include_static_vectors = false
+unknown_attr = "NORM"
+unknown_alpha = 0.25
 
 [model.tok2vec.*.chars]
 @architectures = "spacy-bilstm-crf.CharacterEmbed.v1"
@@ -105,6 +107,7 @@ nC = 8
 include_static_vectors = false
 feature = "ORTH"
 sum_repeated_bytes = false
+unknown_alpha = 0.25
 """
 DEFAULT_MODEL = Config().from_str(default_model_config)["model"]
 

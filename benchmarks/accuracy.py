@@ -164,6 +164,10 @@ SYSTEMS: Dict[str, Dict[str, Any]] = {
         "overrides": {},
         "vectors": True,
     },
+    # spaCy ner with the unknown-word row in its tok2vec's MultiHashEmbed (a control for
+    # session 12's default: spacy-bilstm-crf.SetWordCounts.v1 sets the counts)
+    "spacy_ner_unk": {"config": BENCH_CONFIGS / "spacy_ner_unk.cfg", "overrides": {}, "vectors": False},
+    "spacy_ner_vectors_unk": {"config": BENCH_CONFIGS / "spacy_ner_vectors_unk.cfg", "overrides": {}, "vectors": True},
 }
 
 

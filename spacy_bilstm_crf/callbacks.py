@@ -1,4 +1,5 @@
-"""Training callbacks: calibrate the entity confidences of every checkpoint spaCy saves.
+"""Training callbacks: calibrate the entity confidences of every checkpoint spaCy saves;
+give unknown-word rows their word counts in any pipeline.
 
 Registered as ``spacy-bilstm-crf.CalibrateOnSave.v1`` for ``[training.before_to_disk]``:
 
@@ -13,15 +14,18 @@ with the parameter averages in place, so each saved pipeline carries a
 
 import warnings
 from itertools import islice
-from typing import Any, Callable, List
+from typing import Any, Callable, Iterable, List
 
 from spacy.language import Language
 from spacy.training import Example
 from spacy.util import registry
+from thinc.api import Model
 
 from .errors import Errors, Warnings
+from .word_embed import set_word_counts
 
 CALLBACK_NAME = "spacy-bilstm-crf.CalibrateOnSave.v1"
+COUNT_WORDS_NAME = "spacy-bilstm-crf.SetWordCounts.v1"
 
 
 @registry.callbacks(CALLBACK_NAME)
@@ -84,18 +88,53 @@ def make_calibrate_on_save(
     return calibrate_on_save
 
 
-def _read_examples(nlp: Language, corpus: str, max_docs: int) -> List[Example]:
-    """The first `max_docs` examples (0: all) of the corpus at the dot name `corpus` of
-    the pipeline's config, e.g. "corpora.dev"."""
+@registry.callbacks(COUNT_WORDS_NAME)
+def make_set_word_counts(corpus: str = "corpora.train") -> Callable[[Language], Language]:
+    """Give every unknown-word layer (``spacy-bilstm-crf.MultiHashEmbed.v1``, or
+    ``CharacterEmbed.v1`` with `unknown_alpha`) of every component its word counts from
+    the training corpus, for ``[initialize.after_init]``. A ``bilstm_attn_crf`` component
+    does this itself when it initializes; this callback lets other components (spaCy's
+    ``ner``, a ``tok2vec`` they listen to) use the layer too.
+
+        [initialize.after_init]
+        @callbacks = "spacy-bilstm-crf.SetWordCounts.v1"
+        corpus = "corpora.train"
+
+    corpus (str): The dot name of the training corpus in the config.
+    RETURNS (Callable[[Language], Language]): The callback for `after_init`.
+    """
+
+    def set_counts(nlp: Language) -> Language:
+        reader = _corpus_reader(nlp, corpus, Errors.BCE075)
+        if next(iter(reader(nlp)), None) is None:
+            raise ValueError(Errors.BCE075.format(corpus=corpus, detail="it has no examples"))
+        for _, proc in nlp.pipeline:
+            model = getattr(proc, "model", None)
+            if isinstance(model, Model):
+                # streamed, not kept: the training corpus may be large
+                set_word_counts(model, lambda: (eg.predicted for eg in reader(nlp)))
+        return nlp
+
+    return set_counts
+
+
+def _corpus_reader(nlp: Language, corpus: str, error: str) -> Callable[[Language], Iterable[Example]]:
+    """The reader of the corpus at the dot name `corpus` of the pipeline's config, e.g.
+    "corpora.dev" (`error`: the coded message if it cannot be resolved)."""
     try:
         section: Any = nlp.config.interpolate()
         for key in corpus.split("."):
             section = section[key]
         # only this block: spaCy's resolve_dot_names would resolve all of "corpora"
-        reader = registry.resolve({"corpus": section})["corpus"]
+        return registry.resolve({"corpus": section})["corpus"]
     except Exception as err:  # a config error: name it and the setting that caused it
-        raise ValueError(Errors.BCE072.format(corpus=corpus, detail=repr(err))) from err
-    examples = reader(nlp)
+        raise ValueError(error.format(corpus=corpus, detail=repr(err))) from err
+
+
+def _read_examples(nlp: Language, corpus: str, max_docs: int) -> List[Example]:
+    """The first `max_docs` examples (0: all) of the corpus at the dot name `corpus` of
+    the pipeline's config, e.g. "corpora.dev"."""
+    examples = _corpus_reader(nlp, corpus, Errors.BCE072)(nlp)
     examples = list(islice(examples, max_docs) if max_docs else examples)
     if not examples:
         raise ValueError(Errors.BCE072.format(corpus=corpus, detail="it has no examples"))

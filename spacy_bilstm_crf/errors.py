@@ -227,6 +227,12 @@ class Errors(metaclass=ErrorsWithCodes):
         "spacy-bilstm-crf.CalibrateOnSave.v1: invalid setting {name}={value!r}: expected an "
         "integer >= 0 (0: all docs)."
     )
+    BCE075 = (
+        "spacy-bilstm-crf.SetWordCounts.v1: could not read training examples from the "
+        "corpus {corpus!r} of the config: {detail}. Point `corpus` in "
+        "[initialize.after_init] at your training corpus (e.g. \"corpora.train\", with "
+        "`paths.train` set), or remove that block."
+    )
     BCE074 = (
         "spacy-bilstm-crf.CalibrateOnSave.v1: the pipeline has no `bilstm_attn_crf` "
         "component named {name!r} (its components: {pipes}). Set `component` in "

@@ -52,8 +52,8 @@ from .calibration import count_gold_entities, judge_entities
 from .char_embed import build_character_embed_v1  # noqa: F401 (registers the default model's character layer)
 from .crf import CRF
 from .errors import Errors
-from .word_embed import set_word_counts
 from .tag_scheme import SCHEMES, TagScheme, UnknownLabelError, validate_label
+from .word_embed import set_word_counts
 
 
 def _use_one_torch_thread() -> None:

@@ -213,3 +213,105 @@ def test_character_embed_can_have_an_unknown_word_row(nlp):
     assert features[0][:, 0].tolist() == [nlp.vocab.strings["Paris"], nlp.vocab.strings["is"], UNKNOWN_KEY]
     with pytest.raises(ValueError, match="BCE065.*unknown_alpha"):
         build_character_embed_v1(**settings, unknown_alpha=-1)
+
+
+SPACY_NER_CONFIG = """
+[paths]
+train = null
+dev = null
+
+[nlp]
+lang = "en"
+pipeline = ["tok2vec", "ner"]
+
+[components]
+
+[components.tok2vec]
+factory = "tok2vec"
+
+[components.tok2vec.model]
+@architectures = "spacy.Tok2Vec.v2"
+
+[components.tok2vec.model.embed]
+@architectures = "spacy-bilstm-crf.MultiHashEmbed.v1"
+width = 16
+attrs = ["NORM", "SHAPE"]
+rows = [50, 20]
+include_static_vectors = false
+
+[components.tok2vec.model.encode]
+@architectures = "spacy.MaxoutWindowEncoder.v2"
+width = 16
+depth = 1
+window_size = 1
+maxout_pieces = 2
+
+[components.ner]
+factory = "ner"
+
+[components.ner.model]
+@architectures = "spacy.TransitionBasedParser.v2"
+state_type = "ner"
+hidden_width = 16
+maxout_pieces = 2
+use_upper = true
+
+[components.ner.model.tok2vec]
+@architectures = "spacy.Tok2VecListener.v1"
+width = 16
+upstream = "*"
+
+[corpora]
+
+[corpora.train]
+@readers = "spacy.Corpus.v1"
+path = ${paths.train}
+
+[corpora.dev]
+@readers = "spacy.Corpus.v1"
+path = ${paths.dev}
+
+[training]
+
+[initialize]
+
+[initialize.after_init]
+@callbacks = "spacy-bilstm-crf.SetWordCounts.v1"
+corpus = "corpora.train"
+"""
+
+
+def test_set_word_counts_callback_gives_spacy_ner_the_counts(nlp, tmp_path):
+    """spaCy's own components can use the unknown-word row through [training]
+
+[initialize]
+
+[initialize.after_init]."""
+    from spacy.tokens import DocBin
+    from spacy.training.initialize import init_nlp
+    from spacy.util import load_model_from_config
+    from thinc.api import Config
+
+    docs = [Doc(nlp.vocab, words=["Alice", "met", f"w{i}"], ents=["B-PER", "O", "O"]) for i in range(25)]
+    DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
+    # filled as `spacy init fill-config` would
+    def filled(train_path):
+        config = Config().from_str(SPACY_NER_CONFIG, interpolate=False)
+        config["paths"]["train"] = config["paths"]["dev"] = str(train_path)
+        return load_model_from_config(config, auto_fill=True).config
+
+    trained = init_nlp(filled(tmp_path / "train.spacy"))
+    node = _node(trained.get_pipe("tok2vec").model)
+    counts = dict(zip(node.attrs["keys"].tolist(), node.attrs["counts"].tolist()))
+    assert counts[trained.vocab.strings["alice"]] == 25
+    assert counts[trained.vocab.strings["w24"]] == 1
+    assert len(counts) == 27
+    # an empty or missing training corpus: a coded error naming the setting
+    DocBin(docs=[]).to_disk(tmp_path / "empty.spacy")
+    make_callback = registry.callbacks.get("spacy-bilstm-crf.SetWordCounts.v1")
+    trained.config["paths"]["dev"] = str(tmp_path / "empty.spacy")
+    with pytest.raises(ValueError, match="BCE075.*no examples"):
+        make_callback(corpus="corpora.dev")(trained)
+    # a corpus name the config does not have
+    with pytest.raises(ValueError, match="BCE075.*corpora.nope"):
+        make_callback(corpus="corpora.nope")(trained)

@@ -361,13 +361,12 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         """The models of the components this one listens to (a shared tok2vec), if any."""
         if nlp is None:
             return []
-        return [
-            proc.model
+        models = (
+            getattr(proc, "model", None)
             for _, proc in nlp.pipeline
-            if proc is not self
-            and self.name in getattr(proc, "listening_components", [])
-            and isinstance(getattr(proc, "model", None), Model)
-        ]
+            if proc is not self and self.name in getattr(proc, "listening_components", [])
+        )
+        return [model for model in models if isinstance(model, Model)]
 
     def _initialize_before_deserializing(self) -> None:
         """Build the torch module from cfg so that its weights can be loaded."""

@@ -60,7 +60,8 @@ def extract_features_unk(
 def extract_features_unk_forward(
     model: Model[List[Doc], List[Ints2d]], docs: List[Doc], is_train: bool
 ) -> Tuple[List[Ints2d], Callable]:
-    columns = model.attrs["columns"]
+    # attribute ids: `Span.to_array` (unlike `Doc.to_array`) takes no names
+    columns = [intify_attr(column) for column in model.attrs["columns"]]
     features: List[Any] = []
     for doc in docs:
         attrs = doc.to_array(columns)

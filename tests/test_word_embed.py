@@ -315,3 +315,12 @@ def test_set_word_counts_callback_gives_spacy_ner_the_counts(nlp, tmp_path):
     # a corpus name the config does not have
     with pytest.raises(ValueError, match="BCE075.*corpora.nope"):
         make_callback(corpus="corpora.nope")(trained)
+
+
+def test_spans_are_read_too(nlp):
+    model = build_multi_hash_embed_v1(**SETTINGS)
+    set_word_counts(model, lambda: [nlp("Paris is nice")])
+    doc = nlp("Bremen and Paris are far")
+    from_span, _ = _node(model)([doc[2:4]], False)
+    assert from_span[0][:, 0].tolist() == [nlp.vocab.strings["paris"], UNKNOWN_KEY]
+    assert numpy.array_equal(from_span[0][:, 1:], doc.to_array(["PREFIX", "SHAPE"])[2:4].astype("uint64"))

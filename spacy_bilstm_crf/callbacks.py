@@ -108,11 +108,9 @@ def make_set_word_counts(corpus: str = "corpora.train") -> Callable[[Language], 
         reader = _corpus_reader(nlp, corpus, Errors.BCE075)
         if next(iter(reader(nlp)), None) is None:
             raise ValueError(Errors.BCE075.format(corpus=corpus, detail="it has no examples"))
-        for _, proc in nlp.pipeline:
-            model = getattr(proc, "model", None)
-            if isinstance(model, Model):
-                # streamed, not kept: the training corpus may be large
-                set_word_counts(model, lambda: (eg.predicted for eg in reader(nlp)))
+        models = [model for model in (getattr(proc, "model", None) for _, proc in nlp.pipeline) if isinstance(model, Model)]
+        # streamed, not kept: the training corpus may be large
+        set_word_counts(models, lambda: (eg.predicted for eg in reader(nlp)))
         return nlp
 
     return set_counts

@@ -354,8 +354,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         # an unknown-word row (spacy-bilstm-crf.MultiHashEmbed.v1) learns which words the
         # training data has from all of it, not from the sample; in a shared tok2vec that
         # this component listens to as well
-        for model in [self.model] + self._upstream_models(nlp):
-            set_word_counts(model, lambda: (eg.predicted for eg in get_examples()))
+        set_word_counts([self.model, *self._upstream_models(nlp)], lambda: (eg.predicted for eg in get_examples()))
 
     def _upstream_models(self, nlp: Optional[Language]) -> List[Model]:
         """The models of the components this one listens to (a shared tok2vec), if any."""

@@ -16,7 +16,7 @@ The counts are taken from all training examples when the pipe initializes (see
 the layer is exactly ``spacy.MultiHashEmbed.v2``.
 """
 
-from typing import Any, Callable, Iterable, List, Optional, Tuple, Union, cast
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy
 from spacy.attrs import intify_attr
@@ -98,13 +98,21 @@ def lookup_counts(keys: numpy.ndarray, counts: numpy.ndarray, values: numpy.ndar
     return numpy.where(keys[index] == values, counts[index], 0).astype("float64")
 
 
-def count_words(docs: Iterable[Doc], attr: Union[int, str]) -> Tuple[numpy.ndarray, numpy.ndarray]:
-    """The distinct values of `attr` in `docs` (sorted uint64) and their counts (int64)."""
-    arrays = [doc.to_array([attr]).reshape(-1).astype("uint64") for doc in docs if len(doc)]
+def count_words(
+    docs: Iterable[Doc], attrs: Sequence[Union[int, str]]
+) -> List[Tuple[numpy.ndarray, numpy.ndarray]]:
+    """For each of `attrs`, its distinct values in `docs` (sorted uint64) and their counts
+    (int64), all from one pass over `docs`."""
+    ids = [intify_attr(attr) for attr in attrs]
+    arrays = [doc.to_array(ids).reshape((len(doc), len(ids))) for doc in docs if len(doc)]
     if not arrays:
-        return numpy.zeros((0,), dtype="uint64"), numpy.zeros((0,), dtype="int64")
-    keys, counts = numpy.unique(numpy.concatenate(arrays), return_counts=True)
-    return keys.astype("uint64"), counts.astype("int64")
+        return [(numpy.zeros((0,), dtype="uint64"), numpy.zeros((0,), dtype="int64")) for _ in ids]
+    table = numpy.concatenate(arrays).astype("uint64")
+    result = []
+    for j in range(len(ids)):
+        keys, counts = numpy.unique(table[:, j], return_counts=True)
+        result.append((keys.astype("uint64"), counts.astype("int64")))
+    return result
 
 
 def is_unknown_word_node(node: Model) -> bool:
@@ -113,18 +121,22 @@ def is_unknown_word_node(node: Model) -> bool:
     return node._func is extract_features_unk_forward
 
 
-def set_word_counts(model: Model, get_docs: Callable[[], Iterable[Doc]]) -> int:
-    """Give every unknown-word node of `model` its word counts from `get_docs()` (the
-    training docs). RETURNS (int): the number of nodes set."""
-    n = 0
-    for node in model.walk():
-        if is_unknown_word_node(node):
-            column = node.attrs["columns"][node.attrs["unknown_column"]]
-            keys, counts = count_words(get_docs(), column)
-            node.attrs["keys"] = keys
-            node.attrs["counts"] = counts
-            n += 1
-    return n
+def set_word_counts(models: Iterable[Model], get_docs: Callable[[], Iterable[Doc]]) -> int:
+    """Give every unknown-word node of `models` its word counts from `get_docs()` (the
+    training docs), read once for all of them. RETURNS (int): the number of nodes set."""
+    # each node with the attribute id it counts
+    nodes = [
+        (node, intify_attr(node.attrs["columns"][node.attrs["unknown_column"]]))
+        for model in models
+        for node in model.walk()
+        if is_unknown_word_node(node)
+    ]
+    if nodes:
+        attrs = sorted({attr for _, attr in nodes})
+        counted = dict(zip(attrs, count_words(get_docs(), attrs)))
+        for node, attr in nodes:
+            node.attrs["keys"], node.attrs["counts"] = counted[attr]
+    return len(nodes)
 
 
 @registry.architectures("spacy-bilstm-crf.MultiHashEmbed.v1")

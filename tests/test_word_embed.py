@@ -66,7 +66,7 @@ def test_without_counts_it_is_spacys_layer(nlp):
 def test_unknown_words_share_one_key_at_inference(nlp):
     model = build_multi_hash_embed_v1(**SETTINGS)
     train = [nlp("Paris is in France ."), nlp("Paris again")]
-    set_word_counts(model, lambda: train)
+    set_word_counts([model], lambda: train)
     test = [nlp("Paris and Berlin ."), Doc(nlp.vocab, words=[]), nlp("Ulaanbaatar")]
     norms = _norms(model, test)
     expected = [nlp.vocab.strings["paris"], UNKNOWN_KEY, UNKNOWN_KEY, nlp.vocab.strings["."], UNKNOWN_KEY]
@@ -86,7 +86,7 @@ def test_training_replaces_rare_words_at_alpha_over_alpha_plus_count(nlp):
     model = build_multi_hash_embed_v1(**SETTINGS, unknown_alpha=1.0)
     # "once" seen once (rate 1/2), "often" 9 times (rate 1/10)
     train = [Doc(nlp.vocab, words=["once"] + ["often"] * 9)]
-    set_word_counts(model, lambda: train)
+    set_word_counts([model], lambda: train)
     docs = [Doc(nlp.vocab, words=["once", "often"] * 5000)]
     fix_random_seed(1)
     norms = _norms(model, docs, is_train=True).reshape((-1, 2))
@@ -97,7 +97,7 @@ def test_training_replaces_rare_words_at_alpha_over_alpha_plus_count(nlp):
     assert set(norms[:, 0].tolist()) == {UNKNOWN_KEY, nlp.vocab.strings["once"]}
     # alpha 0: nothing replaced in training, unknown words still mapped at inference
     model = build_multi_hash_embed_v1(**SETTINGS, unknown_alpha=0)
-    set_word_counts(model, lambda: train)
+    set_word_counts([model], lambda: train)
     assert UNKNOWN_KEY not in _norms(model, docs, is_train=True).tolist()
     assert _norms(model, [Doc(nlp.vocab, words=["never", "once"])]).tolist() == [
         UNKNOWN_KEY,
@@ -106,12 +106,12 @@ def test_training_replaces_rare_words_at_alpha_over_alpha_plus_count(nlp):
 
 
 def test_counts_and_lookup(nlp):
-    keys, counts = count_words([nlp("a b a"), Doc(nlp.vocab, words=[]), nlp("b a")], NORM)
+    [(keys, counts)] = count_words([nlp("a b a"), Doc(nlp.vocab, words=[]), nlp("b a")], [NORM])
     assert dict(zip(keys.tolist(), counts.tolist())) == {nlp.vocab.strings["a"]: 3, nlp.vocab.strings["b"]: 2}
     assert list(keys) == sorted(keys)
     values = numpy.asarray([nlp.vocab.strings["b"], 1, 2**64 - 1, nlp.vocab.strings["a"]], dtype="uint64")
     assert lookup_counts(keys, counts, values).tolist() == [2, 0, 0, 3]
-    empty_keys, empty_counts = count_words([], NORM)
+    [(empty_keys, empty_counts)] = count_words([], [NORM])
     assert lookup_counts(empty_keys, empty_counts, values).tolist() == [0, 0, 0, 0]
 
 
@@ -119,7 +119,7 @@ def test_counts_are_saved_with_the_weights(nlp, tmp_path):
     model = build_multi_hash_embed_v1(**SETTINGS)
     train = [nlp("Paris is in France .")]
     model.initialize(X=train)
-    set_word_counts(model, lambda: train)
+    set_word_counts([model], lambda: train)
     loaded = build_multi_hash_embed_v1(**SETTINGS).from_bytes(model.to_bytes())
     assert numpy.array_equal(_node(loaded).attrs["keys"], _node(model).attrs["keys"])
     assert numpy.array_equal(_node(loaded).attrs["counts"], _node(model).attrs["counts"])
@@ -208,7 +208,7 @@ def test_character_embed_can_have_an_unknown_word_row(nlp):
     assert not any(is_unknown_word_node(n) for n in plain.walk())
     model = build_character_embed_v1(**settings, unknown_alpha=0.5)
     train = [nlp("Paris is nice")]
-    set_word_counts(model, lambda: train)
+    set_word_counts([model], lambda: train)
     features, _ = _node(model)([nlp("Paris is Bremen")], False)
     assert features[0][:, 0].tolist() == [nlp.vocab.strings["Paris"], nlp.vocab.strings["is"], UNKNOWN_KEY]
     with pytest.raises(ValueError, match="BCE065.*unknown_alpha"):
@@ -319,8 +319,31 @@ def test_set_word_counts_callback_gives_spacy_ner_the_counts(nlp, tmp_path):
 
 def test_spans_are_read_too(nlp):
     model = build_multi_hash_embed_v1(**SETTINGS)
-    set_word_counts(model, lambda: [nlp("Paris is nice")])
+    set_word_counts([model], lambda: [nlp("Paris is nice")])
     doc = nlp("Bremen and Paris are far")
     from_span, _ = _node(model)([doc[2:4]], False)
     assert from_span[0][:, 0].tolist() == [nlp.vocab.strings["paris"], UNKNOWN_KEY]
     assert numpy.array_equal(from_span[0][:, 1:], doc.to_array(["PREFIX", "SHAPE"])[2:4].astype("uint64"))
+
+
+def test_the_training_docs_are_read_once_for_all_unknown_word_layers(nlp):
+    from spacy_bilstm_crf.char_embed import build_character_embed_v1
+
+    words = build_multi_hash_embed_v1(**SETTINGS)
+    chars = build_character_embed_v1(
+        width=8, rows=50, nM=4, nC=4, include_static_vectors=False, feature="ORTH", unknown_alpha=0.25
+    )
+    train = [nlp("Paris is nice"), nlp("paris")]
+    reads = []
+
+    def get_docs():
+        reads.append(1)
+        return iter(train)
+
+    assert set_word_counts([words, chars], get_docs) == 2
+    assert len(reads) == 1
+    norm_counts = dict(zip(_node(words).attrs["keys"].tolist(), _node(words).attrs["counts"].tolist()))
+    orth_counts = dict(zip(_node(chars).attrs["keys"].tolist(), _node(chars).attrs["counts"].tolist()))
+    assert norm_counts[nlp.vocab.strings["paris"]] == 2
+    assert orth_counts[nlp.vocab.strings["Paris"]] == 1
+    assert orth_counts[nlp.vocab.strings["paris"]] == 1

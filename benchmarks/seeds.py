@@ -103,7 +103,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
             line += f"  (missing seeds {row['missing']})"
         print(line)
     out = {
-        "command": " ".join(["benchmarks/seeds.py"] + sys.argv[1:] if argv is None else argv),
+        "command": " ".join(["benchmarks/seeds.py"] + (sys.argv[1:] if argv is None else argv)),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "dataset": args.dataset,
         "reference": args.reference,

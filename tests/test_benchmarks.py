@@ -68,3 +68,61 @@ def test_seeds_bad_run_and_reference_are_named(tmp_path):
                 str(tmp_path),
             ]
         )
+
+
+def _log(path: Path, rows) -> Path:
+    lines = [{"step": 0, "train_seconds": 1.0, "words": 0, "ents_f": 0.0}]
+    lines += [
+        {"step": 100 * (i + 1), "train_seconds": t, "words": 1000 * (i + 1), "ents_f": f / 100}
+        for i, (t, f) in enumerate(rows)
+    ]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    return path
+
+
+def test_learning_speed_tables_and_trailing_stretches(tmp_path, capsys):
+    speed = _load("learning_speed")
+    ours = _log(tmp_path / "ours.jsonl", [(10, 80), (20, 85), (30, 90)])
+    ref = _log(tmp_path / "ref.jsonl", [(5, 70), (15, 86), (25, 87), (35, 95)])
+    out = speed.main(
+        [
+            "--run", f"ours={ours}",
+            "--run", f"ref={ref}",
+            "--reference", "ref",
+            "--times", "12,30",
+            "--steps", "200",
+        ]
+    )  # fmt: skip
+    runs = out["runs"]
+    # best so far, by training seconds and by step; the untrained step-0 row is left out
+    assert runs["ours"]["by_train_seconds"] == {"12.0": 80.0, "30.0": 90.0}
+    assert runs["ref"]["by_step"] == {"200": 86.0}
+    assert runs["ours"]["words_per_training_second"] == 100.0
+    cmp = runs["ours"]["against_reference"]
+    # compared up to the earlier last evaluation (30 s); before our first evaluation the
+    # reference alone has a model; then behind from 15 to 25 s, by 6 at most
+    assert cmp["compared_up_to_seconds"] == 30.0
+    assert cmp["trailing"] == [
+        {"from": 5.0, "to": 5.0, "max_gap": None},
+        {"from": 15.0, "to": 25.0, "max_gap": 6.0},
+    ]
+    assert cmp["max_gap_after_first_evaluation"] == 6.0
+    assert "behind 5-5 s (not yet evaluated), 15-25 s (by up to 6.00)" in capsys.readouterr().out
+    assert "against_reference" not in runs["ref"]
+
+
+def test_learning_speed_never_behind_and_bad_input(tmp_path, capsys):
+    speed = _load("learning_speed")
+    ours = _log(tmp_path / "ours.jsonl", [(5, 90), (15, 92)])
+    ref = _log(tmp_path / "ref.jsonl", [(6, 80), (16, 91)])
+    out = speed.main(["--run", f"ours={ours}", "--run", f"ref={ref}", "--reference", "ref"])
+    assert out["runs"]["ours"]["against_reference"]["trailing"] == []
+    assert "never behind" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="does not exist"):
+        speed.main(["--run", f"ours={tmp_path / 'missing.json'}"])
+    with pytest.raises(SystemExit, match="not one of the runs"):
+        speed.main(["--run", f"ours={ours}", "--reference", "ref"])
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(json.dumps({"step": 0, "train_seconds": 1.0, "ents_f": 0.0}) + "\n")
+    with pytest.raises(SystemExit, match="no evaluation rows"):
+        speed.main(["--run", f"ours={empty}"])

@@ -115,6 +115,10 @@ SYSTEMS: Dict[str, Dict[str, Any]] = {
     "ours_vectors_chars_wdrop_lrdecay_unk2": {
         "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop_lrdecay_unk2.cfg", "overrides": {}, "vectors": True,
     },
+    # configs/shared_tok2vec.cfg (a tok2vec component that ours listens to) as shipped, and
+    # with the unknown-word row in the shared MultiHashEmbed (session 13)
+    "ours_shared": {"config": ROOT / "configs" / "shared_tok2vec.cfg", "overrides": {}, "vectors": False},
+    "ours_shared_unk": {"config": BENCH_CONFIGS / "ours_shared_unk.cfg", "overrides": {}, "vectors": False},
     # the same with length-bucketed batches: spacy.batch_by_padded.v1, 1,100 padded words,
     # sorted within a buffer of 1,024 docs (padding 1.1x instead of 3.2x)
     "ours_chars_wdrop_padded": {

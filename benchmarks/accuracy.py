@@ -115,6 +115,14 @@ SYSTEMS: Dict[str, Dict[str, Any]] = {
     "ours_vectors_chars_wdrop_lrdecay_unk2": {
         "config": BENCH_CONFIGS / "ours_vectors_chars_wdrop_lrdecay_unk2.cfg", "overrides": {}, "vectors": True,
     },
+    # `_unk2` with the character CNN (spacy-bilstm-crf.CharCNN.v1) beside the character
+    # embedding (`_cnnchars`) or instead of it (`_charcnn`) (session 13 probes)
+    "ours_chars_cnnchars_wdrop_lrdecay_unk2": {
+        "config": BENCH_CONFIGS / "ours_chars_cnnchars_wdrop_lrdecay_unk2.cfg", "overrides": {}, "vectors": False,
+    },
+    "ours_charcnn_wdrop_lrdecay_unk2": {
+        "config": BENCH_CONFIGS / "ours_charcnn_wdrop_lrdecay_unk2.cfg", "overrides": {}, "vectors": False,
+    },
     # configs/shared_tok2vec.cfg (a tok2vec component that ours listens to) as shipped, and
     # with the unknown-word row in the shared MultiHashEmbed (session 13)
     "ours_shared": {"config": ROOT / "configs" / "shared_tok2vec.cfg", "overrides": {}, "vectors": False},

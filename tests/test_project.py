@@ -144,6 +144,10 @@ def test_listener_configs():
     assert shared["nlp"]["pipeline"] == ["tok2vec", "bilstm_attn_crf"]
     listener = shared["components"]["bilstm_attn_crf"]["model"]["tok2vec"]
     assert listener["@architectures"] == "spacy.Tok2VecListener.v1"
+    # the shared tok2vec has the unknown-word row too (session 13: +0.9 CoNLL-2003 dev)
+    shared_embed = shared["components"]["tok2vec"]["model"]["embed"]["layer"]
+    assert shared_embed["@architectures"] == "spacy-bilstm-crf.MultiHashEmbed.v1"
+    assert shared_embed["unknown_attr"] == "NORM" and shared_embed["unknown_alpha"] > 0
     trf = load_config(REPO_ROOT / "configs" / "transformer.cfg", interpolate=False)
     assert trf["nlp"]["pipeline"] == ["transformer", "bilstm_attn_crf"]
     # the best offline config: the fine-tuned transformer concatenated with hash

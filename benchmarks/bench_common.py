@@ -10,7 +10,7 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 
 def fix_threads(threads: int) -> None:
@@ -24,6 +24,23 @@ def fix_threads(threads: int) -> None:
     print(f"torch threads: {torch.get_num_threads()}")
 
 
+def command_and_date(argv: Optional[List[str]] = None) -> Dict[str, str]:
+    """The command that ran (this script and `argv`, default the command line's arguments)
+    and the UTC date, the first fields of every result JSON."""
+    args = sys.argv[1:] if argv is None else argv
+    return {
+        "command": " ".join([Path(sys.argv[0]).as_posix()] + list(args)),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write_json(path: str, data: Dict[str, Any]) -> None:
+    """Write `data` as indented JSON to `path` (making its folder) and say so."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
 def write_result(path: str, threads: int, results: Dict[str, Any]) -> None:
     """Write `results` as JSON to `path`, after the run's command, date, machine,
     versions (Python, spaCy, torch) and thread count."""
@@ -31,8 +48,7 @@ def write_result(path: str, threads: int, results: Dict[str, Any]) -> None:
     import torch
 
     out = {
-        "command": " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **command_and_date(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "versions": {
             "python": platform.python_version(),
@@ -42,6 +58,4 @@ def write_result(path: str, threads: int, results: Dict[str, Any]) -> None:
         "threads": threads,
         **results,
     }
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_json(path, out)

@@ -19,11 +19,11 @@ most. Training words per training second come from each run's last log row.
 """
 
 import argparse
-import datetime
 import json
-import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
+
+from bench_common import command_and_date, write_json
 
 DEFAULT_TIMES = "20,30,45,60,90,120,180,240,300,360,480,600"
 DEFAULT_STEPS = "100,250,500,1000,1500,2000,2500,3000"
@@ -70,32 +70,28 @@ def trailing(run: Sequence[Dict[str, Any]], reference: Sequence[Dict[str, Any]])
     times = sorted({r["train_seconds"] for r in run} | {r["train_seconds"] for r in reference})
     times = [t for t in times if t <= end]
     stretches: List[Dict[str, Any]] = []
-    max_gap = 0.0
     current: Optional[Dict[str, Any]] = None
     for t in times:
         ours = best_by(run, "train_seconds", t)
         ref = best_by(reference, "train_seconds", t)
-        behind = ref is not None and (ours is None or ours < ref)
-        if behind:
-            gap = ref - (ours if ours is not None else 0.0)  # type: ignore[operator]
-            if ours is not None:
-                max_gap = max(max_gap, gap)
-            if current is None:
-                current = {"from": t, "to": t, "max_gap": gap if ours is not None else None}
-                stretches.append(current)
-            else:
-                current["to"] = t
-                if ours is not None:
-                    current["max_gap"] = max(current["max_gap"] or 0.0, gap)
-        else:
+        if ref is None or (ours is not None and ours >= ref):
             current = None
-    for s in stretches:
-        s["max_gap"] = round(s["max_gap"], 2) if s["max_gap"] is not None else None
+            continue
+        # None: the run has not evaluated yet
+        gap = None if ours is None else round(ref - ours, 2)
+        if current is None:
+            current = {"from": t, "to": t, "max_gap": gap}
+            stretches.append(current)
+        else:
+            current["to"] = t
+            if gap is not None:
+                current["max_gap"] = max(current["max_gap"] or 0.0, gap)
+    gaps = [s["max_gap"] for s in stretches if s["max_gap"] is not None]
     return {
         "compared_up_to_seconds": round(end, 1),
         "first_evaluation_seconds": round(run[0]["train_seconds"], 1),
         "trailing": stretches,
-        "max_gap_after_first_evaluation": round(max_gap, 2),
+        "max_gap_after_first_evaluation": max(gaps, default=0.0),
     }
 
 
@@ -117,6 +113,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
     curves: Dict[str, List[Dict[str, Any]]] = {}
+    paths: Dict[str, str] = {}
     for item in args.run:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
@@ -124,6 +121,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         if not Path(path).exists():
             raise SystemExit(f"--run {item!r}: {path} does not exist")
         curves[name] = load_curve(Path(path))
+        paths[name] = path
     if args.reference is not None and args.reference not in curves:
         raise SystemExit(f"--reference {args.reference!r} is not one of the runs: {list(curves)}")
     times = [float(t) for t in args.times.split(",") if t.strip()]
@@ -148,7 +146,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     for n in names:
         c = curves[n]
         runs[n] = {
-            "path": dict(item.split("=", 1) for item in args.run)[n],
+            "path": paths[n],
             "best_dev_f1": round(max(r["f1"] for r in c), 2),
             "last_step": c[-1]["step"],
             "last_train_seconds": round(c[-1]["train_seconds"], 1),
@@ -185,18 +183,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
                 f"{n} against {args.reference}, up to {cmp['compared_up_to_seconds']:.0f} s "
                 f"of training: {text}"
             )
-    out = {
-        "command": " ".join(
-            ["benchmarks/learning_speed.py"] + (sys.argv[1:] if argv is None else argv)
-        ),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "reference": args.reference,
-        "runs": runs,
-    }
+    out = {**command_and_date(argv), "reference": args.reference, "runs": runs}
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(out, indent=2) + "\n")
-        print(f"wrote {args.output}")
+        write_json(args.output, out)
     return out
 
 

@@ -13,12 +13,12 @@ seeds found. Nothing is trained here: it only reads what `accuracy.py` wrote.
 """
 
 import argparse
-import datetime
 import json
 import statistics
-import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+
+from bench_common import command_and_date, write_json
 
 RESULTS = Path(__file__).parent / "results" / "accuracy"
 
@@ -103,16 +103,13 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
             line += f"  (missing seeds {row['missing']})"
         print(line)
     out = {
-        "command": " ".join(["benchmarks/seeds.py"] + (sys.argv[1:] if argv is None else argv)),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **command_and_date(argv),
         "dataset": args.dataset,
         "reference": args.reference,
         "runs": table,
     }
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(out, indent=2) + "\n")
-        print(f"wrote {args.output}")
+        write_json(args.output, out)
     return out
 
 

@@ -1,7 +1,9 @@
-"""The benchmark scripts' own logic (not their runs): `benchmarks/seeds.py`."""
+"""The benchmark scripts' own logic (not their runs): `benchmarks/seeds.py` and
+`benchmarks/learning_speed.py`."""
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,9 @@ BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
 
 def _load(name: str):
+    # the scripts import `bench_common` from their folder, as when run as benchmarks/NAME.py
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
     spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCHMARKS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -75,14 +75,12 @@ def make_calibrate_on_save(
         if not cache:
             cache.extend(_read_examples(nlp, corpus, max_docs))
         try:
-            temperature = pipe.fit_confidence_temperature(cache, nlp=nlp)
+            # sets it in the component's cfg and in nlp.config (the saved config.cfg)
+            pipe.fit_confidence_temperature(cache, nlp=nlp)
         except ValueError as err:
             # an early checkpoint that predicts no entity yet: keep the temperature
             if "[BCE025]" not in str(err):
                 raise
-        else:
-            # the saved config.cfg shows it too (the component's cfg holds it)
-            nlp.get_pipe_config(component)["confidence_temperature"] = temperature
         return nlp
 
     return calibrate_on_save

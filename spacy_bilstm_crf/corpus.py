@@ -289,12 +289,12 @@ def _decode(path: Path) -> str:
 
 
 def _split_columns(line: str) -> List[str]:
-    """TAB-separated if the line has a TAB, else spaces. Spaces around a TAB-separated
-    field are not part of it (a token may contain inner spaces)."""
+    """TAB-separated if the line has a TAB before its end, else spaces. Spaces around a
+    TAB-separated field are not part of it (a token may contain inner spaces); TABs and
+    spaces at the end of the line are not part of the last one."""
+    line = line.rstrip("\t ")
     if "\t" in line:
         fields = line.split("\t")
-        while len(fields) > 1 and not fields[-1].strip(" "):
-            fields.pop()  # trailing TABs
         token = fields[0].strip(" ") or fields[0]  # a token of spaces is kept as written
         return [token] + [f.strip(" ") for f in fields[1:]]
     return [f for f in line.split(" ") if f]
@@ -458,8 +458,8 @@ def resolve_scheme(data: ConllData, scheme: str = "auto") -> str:
                         line=token.line,
                         expected=f"a {scheme.upper()} tag (O or {'/'.join(allowed)}-label)",
                         got=token.tag,
-                        hint="Pass the file's tag scheme (scheme='bilou' for L-/U- tags), "
-                        "or scheme='auto'.",
+                        hint="Pass the file's tag scheme (scheme='bilou' for L-/U- tags, and "
+                        "for IOBES's E-/S- tags, which are read as L-/U-), or scheme='auto'.",
                     )
                 )
     return scheme

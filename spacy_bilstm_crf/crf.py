@@ -35,6 +35,7 @@ Empty sequences. A sequence whose mask is all off has log-likelihood 0, log-part
 path [] and all-zero marginals; "token_mean" over a batch without tokens is 0.0.
 """
 
+import operator
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
@@ -99,10 +100,16 @@ class CRF(nn.Module):
         allowed_transitions: Optional[MaskLike] = None,
         allowed_end: Optional[MaskLike] = None,
     ) -> None:
-        if not isinstance(num_tags, int) or num_tags <= 0:
+        try:
+            # any integer, as pytorch-crf takes (numpy and 0-d torch integers too); not a bool
+            n = -1 if isinstance(num_tags, bool) else operator.index(num_tags)
+        except TypeError:
+            n = -1
+        if n <= 0:
             raise ValueError(
                 Errors.BCE010.format(name="num_tags", expected="a positive int", got=repr(num_tags))
             )
+        num_tags = n
         super().__init__()
         self.num_tags = num_tags
         self.batch_first = batch_first

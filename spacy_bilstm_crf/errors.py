@@ -248,3 +248,10 @@ class Warnings(metaclass=ErrorsWithCodes):
         "Train with threshold = 0 and fit both afterwards (`fit_confidence_temperature`, "
         "`fit_threshold`, or the project's `calibrate` step)."
     )
+    BCW002 = (
+        "{name!r} was initialized from examples without entity annotation (e.g. "
+        "`nlp.initialize()` with labels added by hand), so its unknown-word rows "
+        "(`unknown_attr` / `unknown_alpha`) cannot learn which words the training data has "
+        "and stay off: every word keeps its own hash rows. To use them, initialize with the "
+        "training examples: `nlp.initialize(lambda: train_examples)`."
+    )

@@ -5,6 +5,7 @@ import copy
 import hashlib
 import numbers
 import os
+import warnings
 from itertools import islice
 from pathlib import Path
 from typing import (
@@ -51,9 +52,9 @@ from .architectures import (
 from .calibration import count_gold_entities, judge_entities
 from .char_embed import build_character_embed_v1  # noqa: F401 (registers the default model's character layer)
 from .crf import CRF
-from .errors import Errors
+from .errors import Errors, Warnings
 from .tag_scheme import SCHEMES, TagScheme, UnknownLabelError, validate_label
-from .word_embed import set_word_counts
+from .word_embed import clear_word_counts, set_word_counts
 
 
 def _use_one_torch_thread() -> None:
@@ -316,7 +317,9 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         """Initialize the component: collect labels and build the model.
 
         get_examples (Callable[[], Iterable[Example]]): Function that returns the
-            training examples (at least a sample of them).
+            training examples. Labels and an unknown-word row's word counts are read from
+            all of them, the model's sizes from a sample; without entity annotation (e.g.
+            `nlp.initialize()` with labels added by hand) the unknown-word rows stay off.
         nlp (Language): The current nlp object the component is part of.
         labels (Optional[Sequence[str]]): The labels to use (e.g. from `spacy init labels`);
             if not given, they are read from the examples.
@@ -353,8 +356,17 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         self.cfg["nI"] = self.model.get_ref("head").get_dim("nI")
         # an unknown-word row (spacy-bilstm-crf.MultiHashEmbed.v1) learns which words the
         # training data has from all of it, not from the sample; in a shared tok2vec that
-        # this component listens to as well
-        set_word_counts([self.model, *self._upstream_models(nlp)], lambda: (eg.predicted for eg in get_examples()))
+        # this component listens to as well. Only examples with entity annotation count:
+        # `nlp.initialize()` without data passes a dummy doc ("x y z"), which would make
+        # every real word unknown.
+        models = [self.model, *self._upstream_models(nlp)]
+        if any(eg.reference.has_annotation("ENT_IOB") for eg in get_examples()):
+            set_word_counts(
+                models,
+                lambda: (eg.predicted for eg in get_examples() if eg.reference.has_annotation("ENT_IOB")),
+            )
+        elif clear_word_counts(models):
+            warnings.warn(Warnings.BCW002.format(name=self.name), stacklevel=2)
 
     def _upstream_models(self, nlp: Optional[Language]) -> List[Model]:
         """The models of the components this one listens to (a shared tok2vec), if any."""
@@ -476,7 +488,8 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         nlp: Optional[Language] = None,
     ) -> float:
         """Fit `confidence_temperature` on held-out examples (not the training data) and
-        set it in the component's cfg, so that it is saved with the pipeline.
+        set it in the component's cfg, so that it is saved with the pipeline (and, given
+        `nlp`, in the pipeline's config).
 
         The model predicts entities on each example's `predicted` doc; each prediction is
         judged as spaCy's NER scorer judges it: correct if its aligned tokens and label
@@ -511,7 +524,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
                     n += 1
             if n and total / n < best_loss:
                 best_t, best_loss = float(t), total / n
-        self.cfg["confidence_temperature"] = best_t
+        self._set_fitted("confidence_temperature", best_t, nlp)
         return best_t
 
     def fit_threshold(
@@ -522,7 +535,8 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
         nlp: Optional[Language] = None,
     ) -> float:
         """Fit `threshold` on held-out examples (not the training data) and set it in the
-        component's cfg, so that it is saved with the pipeline.
+        component's cfg, so that it is saved with the pipeline (and, given `nlp`, in the
+        pipeline's config).
 
         The model predicts entities on each example's `predicted` doc, with their
         confidences at the current `confidence_temperature` (fit the temperature first);
@@ -566,7 +580,7 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             f = 2 * tp / (len(kept) + n_gold) if kept or n_gold else 0.0
             if f > best_f:
                 best_t, best_f = t, f
-        self.cfg["threshold"] = best_t
+        self._set_fitted("threshold", best_t, nlp)
         return best_t
 
     def _held_out_predictions(
@@ -619,11 +633,23 @@ class BiLSTMAttnCRFRecognizer(TrainablePipe):
             (decoded, [flag for i in idx for flag in flags[i]]) for idx, decoded in decoded_batches
         ]
         if not any(c is not None for _, correct in batches for c in correct):
-            raise ValueError(Errors.BCE025.format(
-                value=len(examples), name="examples",
-                detail=f"the model predicts no entity on their annotated tokens, so no "
-                       f"{fitted} can be fitted"))
+            detail = f"the model predicts no entity on their annotated tokens, so no {fitted} can be fitted"
+            if any(doc.ents for doc in docs):
+                # e.g. Example(nlp(text), reference): entities already on a doc are kept
+                detail += (
+                    ". Their predicted docs already have entities, which are kept as they are "
+                    "and not predicted again (e.g. examples made from `nlp(text)`): make the "
+                    "examples from unprocessed docs (`nlp.make_doc(text)`) or pass `nlp=nlp`"
+                )
+            raise ValueError(Errors.BCE025.format(value=len(examples), name="examples", detail=detail))
         return batches, n_gold, preset
+
+    def _set_fitted(self, name: str, value: float, nlp: Optional[Language]) -> None:
+        """Set a fitted setting in cfg (saved with the weights) and, given `nlp`, in its
+        config too, so that the saved `config.cfg` shows the value the component uses."""
+        self.cfg[name] = value
+        if nlp is not None and self.name in nlp.component_names and nlp.get_pipe(self.name) is self:
+            nlp.get_pipe_config(self.name)[name] = value
 
     def _listener_name(self) -> Optional[str]:
         """RETURNS (Optional[str]): the name of the listener layer (a shared tok2vec's or

@@ -256,6 +256,7 @@ class TagScheme:
         RETURNS (numpy.ndarray): bool (len(biluo_tags), num_tags).
         """
         out = numpy.zeros((len(biluo_tags), self.num_tags), dtype=bool)
+        ends: List[Tuple[int, bool, str]] = []  # BIO only: (token, entity ends there, label)
         for i, tag in enumerate(biluo_tags):
             if tag is None or tag in ("-", ""):
                 out[i] = True
@@ -271,8 +272,20 @@ class TagScheme:
                     Errors.BCE004.format(label=label, tag=tag, labels=list(self.labels)), label
                 )
             if self.scheme == "BIO":
+                ends.append((i, prefix in ("U", "L"), label))
                 prefix = _BILUO_TO_BIO[prefix]
             out[i, self.tag_id(prefix, label)] = True
+        # BIO's tags cannot say where an entity ends, BILUO's can (and its transition rules
+        # carry that into the next token). So after a gold "U-"/"L-" an unannotated token
+        # may not continue the entity, and after a gold "B-"/"I-" it must.
+        for i, entity_ends, label in ends:
+            if i + 1 < len(biluo_tags) and out[i + 1].all():
+                continued = self.tag_id("I", label)
+                if entity_ends:
+                    out[i + 1, continued] = False
+                else:
+                    out[i + 1] = False
+                    out[i + 1, continued] = True
         return out
 
     def clamp_tag_mask(

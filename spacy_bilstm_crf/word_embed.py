@@ -29,7 +29,14 @@ from thinc.types import Floats2d, Ints2d
 
 from .errors import Errors
 
-__all__ = ["UNKNOWN_KEY", "build_multi_hash_embed_v1", "count_words", "is_unknown_word_node", "set_word_counts"]
+__all__ = [
+    "UNKNOWN_KEY",
+    "build_multi_hash_embed_v1",
+    "clear_word_counts",
+    "count_words",
+    "is_unknown_word_node",
+    "set_word_counts",
+]
 
 # the value every unknown word's attribute is mapped to
 UNKNOWN_KEY = get_string_id("<unk>")
@@ -136,6 +143,15 @@ def set_word_counts(models: Iterable[Model], get_docs: Callable[[], Iterable[Doc
         counted = dict(zip(attrs, count_words(get_docs(), attrs)))
         for node, attr in nodes:
             node.attrs["keys"], node.attrs["counts"] = counted[attr]
+    return len(nodes)
+
+
+def clear_word_counts(models: Iterable[Model]) -> int:
+    """Take the word counts off every unknown-word node of `models`: each is then spaCy's
+    layer unchanged (no word is unknown). RETURNS (int): the number of nodes cleared."""
+    nodes = [node for model in models for node in model.walk() if is_unknown_word_node(node)]
+    for node in nodes:
+        node.attrs["keys"] = node.attrs["counts"] = None
     return len(nodes)
 
 

@@ -6,7 +6,7 @@ import numpy
 import pytest
 import spacy
 from spacy.lang.en import English
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import load_model_from_path, make_tempdir
 from thinc.api import fix_random_seed
@@ -533,9 +533,20 @@ def test_threshold_is_fitted_for_f1_and_saved(trained):
                 pipe.fit_threshold(make_examples(nlp, held_out), thresholds=bad)
         with pytest.raises(ValueError, match="BCE025"):  # nothing predicted: nothing to fit
             pipe.fit_threshold(make_examples(nlp, [("nobody lives here", {"entities": []})]))
+        # given nlp, the pipeline's config (the saved config.cfg) shows the fitted value
+        config_before = nlp.config["components"]["bilstm_attn_crf"]["threshold"]
+        assert pipe.fit_threshold(make_examples(nlp, held_out), thresholds=candidates, nlp=nlp) == expected
+        assert nlp.config["components"]["bilstm_attn_crf"]["threshold"] == expected != config_before
+        # predicted docs that already have entities (e.g. from `nlp(text)`): those are kept
+        # as pre-set; where nothing is left to predict, the error says why
+        covered = nlp.make_doc("Shaka Khan")
+        covered.ents = [Span(covered, 0, 2, label="PERSON")]
+        with pytest.raises(ValueError, match="BCE025.*already have entities.*nlp.make_doc"):
+            pipe.fit_threshold([Example.from_dict(covered, {"entities": [(0, 10, "PERSON")]})])
     finally:
         pipe.cfg["threshold"] = 0.0
         pipe.cfg["confidence_temperature"] = 1.0
+        nlp.get_pipe_config("bilstm_attn_crf")["threshold"] = 0.0
 
 
 def test_variational_dropout_trains_and_survives_serialization():

@@ -281,6 +281,9 @@ def test_crlf_and_trailing_whitespace(tmp_path):
         [("New", "B-LOC"), ("York", "I-LOC")],
         [("hi", "O")],
     ]
+    # a space-separated line with a trailing TAB (or TAB and spaces) is still space-separated
+    path = write(tmp_path, "EU NNP B-NP B-ORG\t\nrejects VBZ B-VP O \t \n")
+    assert parse_conll_sentences(path, file_format="conll") == [[("EU", "B-ORG"), ("rejects", "O")]]
 
 
 def test_tab_separated_tokens_keep_spaces_and_unicode_whitespace(tmp_path):

@@ -642,6 +642,9 @@ def test_validation_errors():
         lambda: CRF(3, allowed_transitions=numpy.ones((3, 2), dtype=bool)),
         lambda: CRF(3, allowed_start=numpy.ones(3)),
         lambda: CRF(0),
+        lambda: CRF(True),
+        lambda: CRF(3.0),
+        lambda: CRF("3"),
     ]
     for call in bad_calls:
         with pytest.raises(ValueError, match="BCE010"):
@@ -652,6 +655,13 @@ def test_validation_errors():
         crf(e)
     with pytest.raises(ValueError, match="BCE013"):
         crf(e, tags, tag_mask=torch.ones(2, 4, 3, dtype=torch.bool))
+
+
+def test_num_tags_takes_any_integer_like_pytorch_crf():
+    for n in (numpy.int64(5), torch.tensor(5), 5):
+        crf = CRF(n)
+        assert crf.num_tags == 5 and type(crf.num_tags) is int
+        assert crf.transitions.shape == (5, 5)
 
 
 def test_uint8_mask_first_step_off_and_state_dict():

@@ -130,6 +130,44 @@ def test_gold_tag_mask(scheme):
     assert err.value.label == "ORG"
 
 
+def _valid_sequences(scheme, length):
+    """Every valid tag sequence of `length` (an array, one per row) and its spans."""
+    rows = [t for t in itertools.product(range(scheme.num_tags), repeat=length) if scheme.is_valid(t)]
+    return numpy.array(rows), [tuple(scheme.tags_to_spans(t)) for t in rows]
+
+
+def _spans_the_mask_allows(valid, mask):
+    """The span sets of the valid sequences that `mask` allows at every token."""
+    sequences, spans = valid
+    allowed = mask[numpy.arange(mask.shape[0]), sequences].all(axis=1)
+    return {spans[i] for i in numpy.flatnonzero(allowed)}
+
+
+def test_gold_tag_mask_bio_keeps_the_entity_ends_that_biluo_has():
+    """With unannotated tokens, BIO's mask must allow exactly the entity sets BILUO's
+    allows: after a gold "U-"/"L-" the entity has ended, after "B-"/"I-" it goes on."""
+    bio, biluo = TagScheme("BIO", ["A", "B"]), TagScheme("BILUO", ["A", "B"])
+    checked = 0
+    for length in range(1, 5):
+        valid_bio, valid_biluo = _valid_sequences(bio, length), _valid_sequences(biluo, length)
+        for tags in valid_biluo[0]:
+            gold = biluo.tags_to_strings(tags)
+            for missing in itertools.product([False, True], repeat=length):
+                if all(missing) or not any(missing):
+                    continue
+                partial = [None if m else g for g, m in zip(gold, missing)]
+                allowed = _spans_the_mask_allows(valid_bio, bio.gold_tag_mask(partial))
+                assert allowed == _spans_the_mask_allows(valid_biluo, biluo.gold_tag_mask(partial)), partial
+                assert tuple(biluo.tags_to_spans(tags)) in allowed
+                checked += 1
+    assert checked > 500
+    # the case that was wrong: a gold single-token entity and an unannotated next token
+    mask = bio.gold_tag_mask(["U-A", None, "O"])
+    assert not mask[1, bio.tag_id("I", "A")] and mask[1, bio.tag_id("B", "A")] and mask[1, 0]
+    mask = bio.gold_tag_mask(["B-A", None, "O"])
+    assert numpy.flatnonzero(mask[1]).tolist() == [bio.tag_id("I", "A")]
+
+
 def test_clamp_tag_mask(scheme):
     # a known label is forced to its exact tags, an unknown one to "O"
     mask = scheme.clamp_tag_mask(6, [(1, 3, "PER"), (4, 5, "PRODUCT")])

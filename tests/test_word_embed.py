@@ -161,6 +161,29 @@ def test_component_counts_all_training_examples_not_the_sample(nlp):
     assert [e.text for e in doc.ents] == [e.text for e in nlp("Alice met word29 and word30").ents]
 
 
+def test_initialize_without_annotated_examples_leaves_the_rows_off(nlp):
+    """`nlp.initialize()` without data hands the pipe a dummy "x y z" doc: counting it
+    would make every real word unknown. The rows stay off, with a warning; initializing
+    again with training data turns them on, and only annotated examples are counted."""
+    pipe = nlp.add_pipe("bilstm_attn_crf", config=_config(SETTINGS))
+    pipe.add_label("PER")
+    with pytest.warns(UserWarning, match="BCW002"):
+        nlp.initialize()
+    node = _node(pipe.model)
+    assert node.attrs["keys"] is None and node.attrs["counts"] is None
+    doc = nlp.make_doc("Alice met Bob")
+    assert UNKNOWN_KEY not in _norms(pipe.model, [doc]).tolist()
+    words = ["Alice", "met", "Bob"]
+    annotated = Example(Doc(nlp.vocab, words=words), Doc(nlp.vocab, words=words, ents=["B-PER", "O", "B-PER"]))
+    unannotated = Example.from_dict(Doc(nlp.vocab, words=["Carol", "left"]), {})
+    nlp.initialize(lambda: [unannotated, annotated])
+    assert sorted(node.attrs["keys"].tolist()) == sorted(nlp.vocab.strings[w] for w in ["alice", "met", "bob"])
+    # and a re-initialize without annotation takes them off again
+    with pytest.warns(UserWarning, match="BCW002"):
+        nlp.initialize(lambda: [unannotated])
+    assert node.attrs["keys"] is None
+
+
 def test_shared_tok2vec_gets_the_counts(nlp):
     nlp.add_pipe(
         "tok2vec",

@@ -51,6 +51,7 @@ EntitySpan = Tuple[int, int, str]  # (start, end) token offsets, end exclusive, 
 FORMATS = ("auto", "conll2003", "wnut", "conll")
 SCHEMES = ("auto", "iob1", "iob2", "bilou")
 DOCSTART = "-DOCSTART-"
+_LINE_END = re.compile(r"\r*\n|\r")
 BOM = "\ufeff"
 # The tag of a token whose annotation is missing (spaCy's convention): neither O nor entity
 MISSING = "-"
@@ -217,8 +218,10 @@ def parse_conll(path: PathLike, *, file_format: str = "auto") -> ConllData:
     text = _decode(path)
     if text.startswith(BOM):
         text = text[1:]
-    # CRLF (Windows) and CR-only (old Mac) line ends
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # CRLF (Windows) and CR-only (old Mac) line ends; CRs before an LF are one line end
+    # with it ("\r\r\n" comes from a CRLF file saved again in text mode on Windows, and
+    # read as two line ends it would make every token a sentence of its own)
+    text = _LINE_END.sub("\n", text)
     data = ConllData(path=path, file_format=file_format, n_columns=0)
     document: List[ConllSentence] = []
     sentence: ConllSentence = []

@@ -298,6 +298,13 @@ def test_cr_only_line_ends(tmp_path):
     assert parse_conll_sentences(path) == [[("John", "B-PER"), ("lives", "O")], [("Paris", "B-LOC")]]
 
 
+def test_cr_cr_lf_is_one_line_end(tmp_path):
+    """A CRLF file saved again in text mode on Windows has CR CR LF line ends: read as two
+    line ends each, every token would be a sentence of its own."""
+    path = write(tmp_path, "New\tB-LOC\r\r\nYork\tI-LOC\r\r\n\r\r\nhi\tO\r\r\n")
+    assert parse_conll_sentences(path) == [[("New", "B-LOC"), ("York", "I-LOC")], [("hi", "O")]]
+
+
 def test_bom_before_docstart_in_concatenated_files(tmp_path):
     part = "\ufeff-DOCSTART- -X- -X- O\n\nUN NNP I-NP I-ORG\n\n"
     path = write(tmp_path, part + part)

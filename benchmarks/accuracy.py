@@ -1,7 +1,8 @@
 """Accuracy harness: train and evaluate our recognizer and spaCy's `ner` side by side.
 
-Each run trains one system on one data set with `spacy train` (same data, same step cap,
-patience and evaluation frequency for every system), keeps a per-evaluation log with
+Each run trains one system on one data set with `spacy train` (one invocation gives every
+system the same data, step cap, patience and evaluation frequency; runs made by separate
+invocations may differ, and `seeds.py` warns when a table mixes them), keeps a per-evaluation log with
 elapsed seconds (for learning curves), evaluates model-best on the test split and on dev
 with `spacy evaluate` (gold tokens), and writes one JSON file per run:
 

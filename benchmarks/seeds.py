@@ -9,7 +9,10 @@ means and their spread, and each system's margin over a reference system.
 A run NAME=SYSTEM:TAG reads ``results/accuracy/{dataset}-{SYSTEM}{TAG}.json`` for seed 0
 and ``...{TAG}-seed{N}.json`` for seed N (the names `accuracy.py --tag=TAG[-seedN]`
 writes). A seed whose file is missing is left out and said so; the means are over the
-seeds found. Nothing is trained here: it only reads what `accuracy.py` wrote.
+seeds found. Each file's training schedule (step cap, patience, evaluation frequency, from
+its overrides) is kept, and the table warns when the runs or seeds it compares differ in
+it: a system evaluated on dev more often has more checkpoints to choose model-best from.
+Nothing is trained here: it only reads what `accuracy.py` wrote.
 """
 
 import argparse
@@ -21,6 +24,8 @@ from typing import Any, Dict, List, Optional
 from bench_common import command_and_date, write_json
 
 RESULTS = Path(__file__).parent / "results" / "accuracy"
+# the settings that decide which checkpoint a run's best dev F1 and test F1 come from
+SCHEDULE = ("max_steps", "patience", "eval_frequency")
 
 
 def result_path(dataset: str, system: str, tag: str, seed: int, root: Path = RESULTS) -> Path:
@@ -48,6 +53,7 @@ def summarize(
                 "test_f1": round(100 * float(data["test"]["ents_f"]), 2),
                 "steps": data.get("steps"),
                 "train_wall_seconds": data.get("train_wall_seconds"),
+                "schedule": schedule(data),
             }
         )
     out: Dict[str, Any] = {"system": system, "tag": tag, "seeds": per_seed, "missing": missing}
@@ -56,6 +62,25 @@ def summarize(
         out[f"mean_{key}"] = round(statistics.fmean(values), 2) if values else None
         out[f"stdev_{key}"] = round(statistics.stdev(values), 2) if len(values) > 1 else None
     return out
+
+
+def schedule(data: Dict[str, Any]) -> Dict[str, Any]:
+    """A result's step cap, patience and evaluation frequency (None where not recorded)."""
+    overrides = data.get("overrides") or {}
+    return {key: overrides.get(f"training.{key}") for key in SCHEDULE}
+
+
+def schedule_warning(table: Dict[str, Dict[str, Any]]) -> Optional[str]:
+    """A warning naming each schedule and the run/seeds that used it, if they differ."""
+    used: Dict[str, List[str]] = {}
+    for name, row in table.items():
+        for s in row["seeds"]:
+            key = ", ".join(f"{k} {v}" for k, v in s["schedule"].items())
+            used.setdefault(key, []).append(f"{name}:{s['seed']}")
+    if len(used) < 2:
+        return None
+    parts = "; ".join(f"{key} ({' '.join(runs)})" for key, runs in used.items())
+    return f"WARNING: the runs differ in their training schedule: {parts}"
 
 
 def parse_run(text: str) -> Dict[str, str]:
@@ -102,10 +127,14 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         if row["missing"]:
             line += f"  (missing seeds {row['missing']})"
         print(line)
+    warning = schedule_warning(table)
+    if warning:
+        print(warning)
     out = {
         **command_and_date(argv),
         "dataset": args.dataset,
         "reference": args.reference,
+        "schedule_warning": warning,
         "runs": table,
     }
     if args.output:

@@ -56,6 +56,28 @@ def test_seeds_table_means_margins_and_missing_seeds(tmp_path, capsys):
     assert json.loads(output.read_text())["runs"]["ours"]["seeds"][2]["test_f1"] == 87.5
 
 
+def test_seeds_warns_when_runs_differ_in_their_schedule(tmp_path, capsys):
+    """Best dev F1 depends on how often a run was evaluated: the table says when the runs
+    it compares were not evaluated alike."""
+    seeds = _load("seeds")
+    for name, every in [("conll03-ours-avg.json", "100"), ("conll03-ner-avg.json", "250")]:
+        data = {
+            "best_dev_f1": 90.0,
+            "test": {"ents_f": 0.85},
+            "overrides": {"training.max_steps": "3000", "training.eval_frequency": every},
+        }
+        (tmp_path / name).write_text(json.dumps(data))
+    args = ["--dataset", "conll03", "--run", "ours=ours:-avg", "--seeds", "0", "--results", str(tmp_path)]
+    out = seeds.main([*args, "--run", "ner=ner:-avg"])
+    printed = capsys.readouterr().out
+    assert "WARNING" in printed and "eval_frequency 100" in printed and "eval_frequency 250" in printed
+    assert "ner:0" in out["schedule_warning"]
+    assert out["runs"]["ours"]["seeds"][0]["schedule"]["eval_frequency"] == "100"
+    # alike: no warning
+    out = seeds.main(args)
+    assert out["schedule_warning"] is None and "WARNING" not in capsys.readouterr().out
+
+
 def test_seeds_bad_run_and_reference_are_named(tmp_path):
     seeds = _load("seeds")
     with pytest.raises(SystemExit, match="NAME=SYSTEM:TAG"):

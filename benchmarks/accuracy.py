@@ -172,6 +172,18 @@ SYSTEMS: Dict[str, Dict[str, Any]] = {
         "config": BENCH_CONFIGS / "spacy_ner_trf_vectors_chars.cfg", "overrides": {}, "vectors": True,
         "transformer": True,
     },
+    # the same, with spaCy ner's own layers learning at 20x the optimizer's rate like ours
+    # (`learn_rate_scale = 20`): benchmarks/lr_scale.py (session 15)
+    "spacy_ner_trf_vectors_chars_lrscale": {
+        "config": BENCH_CONFIGS / "spacy_ner_trf_vectors_chars.cfg",
+        "overrides": {
+            "initialize.after_init": json.dumps(
+                {"@callbacks": "spacy-bilstm-crf.bench.LearnRateScale.v1", "scales": {"ner": 20.0}}
+            ),
+        },
+        "vectors": True,
+        "transformer": True,
+    },
     "spacy_ner": {"config": BENCH_CONFIGS / "spacy_ner.cfg", "overrides": {}, "vectors": False},
     "spacy_ner_vectors": {
         "config": BENCH_CONFIGS / "spacy_ner_vectors.cfg",
@@ -295,7 +307,7 @@ def train_one(args: argparse.Namespace, dataset: str, system: str) -> Dict[str, 
         overrides[key] = value
     log_jsonl = run_dir / "train_log.jsonl"
     cmd = [sys.executable, "-m", "spacy", "train", str(spec["config"]), "--output", str(run_dir / "model"),
-           "--code", str(ROOT / "benchmarks" / "timing_logger.py"),
+           "--code", str(ROOT / "benchmarks" / "spacy_code.py"),
            "--training.logger", json.dumps({"@loggers": "spacy-bilstm-crf.bench.TimingLogger.v1", "path": str(log_jsonl)})]
     for key, value in overrides.items():
         if value is not None:

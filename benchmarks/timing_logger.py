@@ -1,6 +1,6 @@
 """A spaCy training logger for the benchmarks: spaCy's console table, plus one JSON line
 per evaluation with the elapsed seconds and words seen (which spaCy's own JSONL log
-leaves out). Load it with ``spacy train ... --code benchmarks/timing_logger.py``.
+leaves out). Load it with ``spacy train ... --code benchmarks/spacy_code.py`` (or this file alone).
 
 Two clocks per line: ``elapsed_seconds`` is wall time since the logger was set up, dev
 evaluations and checkpoint saves included; ``train_seconds`` leaves those out, i.e. the

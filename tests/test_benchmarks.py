@@ -1,5 +1,5 @@
-"""The benchmark scripts' own logic (not their runs): `benchmarks/seeds.py` and
-`benchmarks/learning_speed.py`."""
+"""The benchmark scripts' own logic (not their runs): `benchmarks/seeds.py`,
+`benchmarks/learning_speed.py` and the learning-rate control `benchmarks/lr_scale.py`."""
 
 import importlib.util
 import json
@@ -153,3 +153,53 @@ def test_learning_speed_never_behind_and_bad_input(tmp_path, capsys):
     empty.write_text(json.dumps({"step": 0, "train_seconds": 1.0, "ents_f": 0.0}) + "\n")
     with pytest.raises(SystemExit, match="no evaluation rows"):
         speed.main(["--run", f"ours={empty}"])
+
+
+def _ner_update_steps(scale):
+    """The change of every weight of spaCy `ner` after one SGD update, with its learning
+    rate scaled by `scale` through the benchmark control (None: not scaled)."""
+    import numpy
+    import spacy
+    from spacy.training import Example
+    from thinc.api import SGD, fix_random_seed
+
+    lr_scale = _load("lr_scale")
+    fix_random_seed(0)
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("ner")
+    eg = Example.from_dict(nlp.make_doc("Alice lives in Paris"), {"entities": [(0, 5, "PER"), (15, 20, "LOC")]})
+    nlp.initialize(lambda: [eg])
+    if scale is not None:
+        lr_scale.make_learn_rate_scale({"ner": scale})(nlp)
+    before = {(node.id, name): node.get_param(name).copy() for node in ner.model.walk() for name in node.param_names}
+    nlp.update([eg], sgd=SGD(0.001, L2=0.0), drop=0.0)
+    after = {(node.id, name): node.get_param(name) for node in ner.model.walk() for name in node.param_names}
+    return numpy.concatenate([(after[key] - before[key]).ravel() for key in before]), nlp
+
+
+def test_lr_scale_control_scales_spacy_ner_steps_and_saves_the_plain_pipeline(tmp_path):
+    import numpy
+    import spacy
+
+    plain, _ = _ner_update_steps(None)
+    scaled, nlp = _ner_update_steps(20.0)
+    assert numpy.abs(plain).sum() > 0
+    numpy.testing.assert_allclose(scaled, 20.0 * plain, rtol=1e-3, atol=1e-9)
+    # nothing of the control is saved: the loaded pipeline's model is thinc's own class
+    nlp.to_disk(tmp_path / "nlp")
+    loaded = spacy.load(tmp_path / "nlp")
+    assert type(loaded.get_pipe("ner").model).__name__ == "Model"
+    assert loaded.config["initialize"]["after_init"] is None
+
+
+def test_lr_scale_control_names_bad_settings():
+    import spacy
+
+    lr_scale = _load("lr_scale")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("ner")
+    with pytest.raises(ValueError, match="no component 'tagger'"):
+        lr_scale.scale_learn_rate(nlp, "tagger", 2.0)
+    for bad in (0, -1.0, float("inf"), True, "20"):
+        with pytest.raises(ValueError, match="must be a number > 0"):
+            lr_scale.scale_learn_rate(nlp, "ner", bad)

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import bench_common
+
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "work"
 RESULTS = ROOT / "benchmarks" / "results" / "accuracy"
@@ -211,7 +213,7 @@ def versions() -> Dict[str, str]:
 
 
 def machine() -> Dict[str, Any]:
-    return {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()}
+    return {**bench_common.machine(), "processor": platform.processor()}
 
 
 def corpus_name(dataset: str, n_sents: int, doc_boundaries: bool = False) -> str:

@@ -24,6 +24,21 @@ def fix_threads(threads: int) -> None:
     print(f"torch threads: {torch.get_num_threads()}")
 
 
+def machine() -> Dict[str, Any]:
+    """The machine a result comes from: platform, CPU count and CPU model (the model from
+    /proc/cpuinfo where there is one; the machines of this project changed between
+    sessions, and a speed ratio holds for one CPU model)."""
+    cpu_model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), "cpu_model": cpu_model}
+
+
 def command_and_date(argv: Optional[List[str]] = None) -> Dict[str, str]:
     """The command that ran (this script and `argv`, default the command line's arguments)
     and the UTC date, the first fields of every result JSON."""
@@ -49,7 +64,7 @@ def write_result(path: str, threads: int, results: Dict[str, Any]) -> None:
 
     out = {
         **command_and_date(),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": machine(),
         "versions": {
             "python": platform.python_version(),
             "spacy": spacy.__version__,

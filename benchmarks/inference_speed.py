@@ -20,13 +20,14 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Dict, List
+
+import bench_common
 
 
 def set_threads(threads: int) -> None:
@@ -183,7 +184,7 @@ def main() -> None:
     out = {
         "command": " ".join(sys.argv),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": bench_common.machine(),
         "versions": {"spacy": spacy.__version__, "thinc": thinc.__version__, "torch": _torch.__version__},
         "threads": args.threads,
         "docs": len(docs),

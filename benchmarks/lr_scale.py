@@ -17,8 +17,9 @@ How: thinc's `Model` has `__slots__` and spaCy's `EntityRecognizer` is a Cython 
 neither's `finish_update` can be replaced on the instance. The callback swaps the class of
 the component's model for a subclass without new slots whose `finish_update` calls thinc's
 with the optimizer's rate scaled (`lr_scale`, as our component's `learn_rate_scale`
-does). Nothing of it is saved: the saved config and weights are the component's own, and
-the loaded pipeline is the plain one.
+does). The saved weights are the component's own and a loaded pipeline is spaCy's plain
+one: the saved config.cfg still names the callback in `[initialize.after_init]`, which
+only `spacy train` (`init_nlp`) runs, not `spacy.load` or `spacy evaluate`.
 """
 
 from typing import Any, Callable, Dict

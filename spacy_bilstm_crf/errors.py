@@ -238,6 +238,10 @@ class Errors(metaclass=ErrorsWithCodes):
         "component named {name!r} (its components: {pipes}). Set `component` in "
         "[training.before_to_disk] to the name you gave it."
     )
+    BCE076 = (
+        "spacy-bilstm-crf.TrimMemory.v1: invalid setting every={value!r}: expected an "
+        "integer >= 1 (release freed memory every this many training steps)."
+    )
 
 
 class Warnings(metaclass=ErrorsWithCodes):
@@ -254,4 +258,10 @@ class Warnings(metaclass=ErrorsWithCodes):
         "(`unknown_attr` / `unknown_alpha`) cannot learn which words the training data has "
         "and stay off: every word keeps its own hash rows. To use them, initialize with the "
         "training examples: `nlp.initialize(lambda: train_examples)`."
+    )
+    BCW003 = (
+        "spacy-bilstm-crf.TrimMemory.v1: this platform's C library has no `malloc_trim` "
+        "(it is glibc's, on Linux), so the callback does nothing here. The memory growth "
+        "it works around is glibc's; remove [training.before_update] from the config to "
+        "silence this warning."
     )

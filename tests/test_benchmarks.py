@@ -1,5 +1,6 @@
 """The benchmark scripts' own logic (not their runs): `benchmarks/seeds.py`,
-`benchmarks/learning_speed.py` and the learning-rate control `benchmarks/lr_scale.py`."""
+`benchmarks/learning_speed.py`, the learning-rate control `benchmarks/lr_scale.py` and
+the summaries of `benchmarks/train_memory.py`."""
 
 import importlib.util
 import json
@@ -203,3 +204,35 @@ def test_lr_scale_control_names_bad_settings():
     for bad in (0, -1.0, float("inf"), True, "20"):
         with pytest.raises(ValueError, match="must be a number > 0"):
             lr_scale.scale_learn_rate(nlp, "ner", bad)
+
+
+def test_train_memory_variants_parse_and_reject_bad_specs():
+    train_memory = _load("train_memory")
+    assert train_memory.parse_variant("none") == ("none", 0, {})
+    assert train_memory.parse_variant("t10=trim:10") == ("t10", 10, {})
+    assert train_memory.parse_variant("mmap=env:MALLOC_MMAP_THRESHOLD_=65536") == (
+        "mmap", 0, {"MALLOC_MMAP_THRESHOLD_": "65536"})
+    for bad in ("x=trim:0", "x=trim:a", "x=env:NOVALUE", "x=other:1"):
+        with pytest.raises(SystemExit, match="bad --variant"):
+            train_memory.parse_variant(bad)
+
+
+def test_train_memory_summary_step_time_and_growth():
+    train_memory = _load("train_memory")
+    # step 0 (an evaluation) is slow and left out; then 2 s a step, RSS +10 MiB a step
+    # (= 300 MiB a minute)
+    rows = [{"step": 0, "seconds": 0.0, "rss_mib": 500.0, "trim_seconds": 0.0}]
+    rows += [{"step": s, "seconds": 60.0 + 2.0 * s, "rss_mib": 1000.0 + 10.0 * s, "trim_seconds": 0.01}
+             for s in range(1, 21)]
+    summary = train_memory.summarize(rows, skip=1, compare_step=11)
+    assert summary["steps_logged"] == 21
+    assert summary["seconds_per_step_mean"] == pytest.approx(2.0)
+    assert summary["seconds_per_step_median"] == pytest.approx(2.0)
+    assert summary["seconds_per_step_to_compare"] == pytest.approx(2.0)
+    assert train_memory.summarize(rows, skip=1, compare_step=50)["seconds_per_step_to_compare"] is None
+    assert summary["rss_mib_at_skip"] == 1010.0
+    assert summary["rss_mib_last"] == summary["rss_mib_max"] == 1200.0
+    assert summary["rss_growth_mib_per_minute_second_half"] == pytest.approx(300.0)
+    assert summary["trim_seconds_mean"] == pytest.approx(0.01)
+    flat = [dict(r, rss_mib=1000.0) for r in rows]
+    assert train_memory.summarize(flat, skip=1, compare_step=11)["rss_growth_mib_per_minute_second_half"] == 0.0

@@ -4,15 +4,19 @@ import ctypes
 import os
 import warnings
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 from spacy.lang.en import English
-from spacy.util import registry
+from spacy.tokens import DocBin
+from spacy.training import Example
+from spacy.util import load_config, registry
 
 from spacy_bilstm_crf import callbacks
 from spacy_bilstm_crf.callbacks import TRIM_MEMORY_NAME, _malloc_trim, make_trim_memory
 
 HAS_MALLOC_TRIM = _malloc_trim() is not None
+CONFIGS = Path(__file__).parent.parent / "configs"
 
 
 def test_trim_memory_is_registered_as_an_entry_point():
@@ -88,3 +92,37 @@ def test_trim_memory_returns_freed_heap_memory_to_the_system():
     finally:
         libc.free(pin)
     assert released > 0.5 * size * n, f"released {released / 2**20:.1f} MiB of {size * n / 2**20:.0f}"
+
+
+def test_transformer_config_trims_before_every_step():
+    config = load_config(CONFIGS / "transformer.cfg", interpolate=False)
+    assert config["training"]["before_update"] == {"@callbacks": TRIM_MEMORY_NAME, "every": 1}
+
+
+def test_spacy_training_loop_calls_it_before_each_step(monkeypatch, tmp_path):
+    """`spacy train`'s loop (spacy.training.loop.train) with the default config and the
+    callback in [training.before_update]: malloc_trim runs before every second step."""
+    from spacy.training.initialize import init_nlp
+    from spacy.training.loop import train
+
+    calls = []
+    monkeypatch.setattr(callbacks, "_malloc_trim", lambda: lambda pad: calls.append(pad) or 1)
+    nlp = English()
+    examples = [
+        Example.from_dict(nlp.make_doc(text), {"entities": ents})
+        for text, ents in [("Anna lives in Berlin.", [(0, 4, "PER"), (14, 20, "LOC")]),
+                           ("UN staff met in Paris.", [(0, 2, "ORG"), (16, 21, "LOC")])]
+    ]
+    DocBin(docs=[eg.reference for eg in examples]).to_disk(tmp_path / "train.spacy")
+    path = str(tmp_path / "train.spacy")
+    config = load_config(CONFIGS / "default.cfg", overrides={
+        "paths.train": path, "paths.dev": path, "training.max_steps": 4, "training.eval_frequency": 2,
+        "training.before_update": {"@callbacks": TRIM_MEMORY_NAME, "every": 2},
+        "training.before_to_disk": None,
+        "components.bilstm_attn_crf.model.hidden_size": 8,
+    })
+    nlp = init_nlp(config)
+    with open(os.devnull, "w") as null:
+        train(nlp, None, stdout=null, stderr=null)
+    # steps 0, 2 and 4 of 0 to 4 (spaCy's loop breaks after the update of step max_steps)
+    assert len(calls) == 3

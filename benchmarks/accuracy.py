@@ -286,27 +286,34 @@ def evaluate(model: Path, data: Path, out: Path, env: Dict[str, str]) -> Dict[st
     return json.loads(out.read_text())
 
 
+def train_overrides(
+    spec: Dict[str, Any], corpus: Dict[str, Path], settings: Dict[str, Optional[str]], extra: Optional[List[str]]
+) -> Dict[str, Optional[str]]:
+    """The `spacy train` overrides of one run of a system: the corpus paths, the run's
+    `[training]` settings, the system's own overrides, its vectors and transformer, then
+    the command line's KEY=VALUE overrides (`extra`), in that order."""
+    overrides = {"paths.train": str(corpus["train"]), "paths.dev": str(corpus["dev"]), **settings, **spec["overrides"]}
+    if spec["vectors"]:
+        overrides["paths.vectors"] = str(prepare_vectors(corpus["train"]))
+    if spec.get("transformer"):
+        overrides["paths.transformer"] = str(prepare_transformer())
+    for item in extra or []:
+        key, _, value = item.partition("=")
+        overrides[key] = value
+    return overrides
+
+
 def train_one(args: argparse.Namespace, dataset: str, system: str) -> Dict[str, Any]:
     spec = SYSTEMS[system]
     corpus = prepare_corpus(dataset, Path(args.conll_dir), args.n_sents, args.doc_boundaries)
     run_dir = WORK / "runs" / corpus_name(dataset, args.n_sents, args.doc_boundaries) / f"{system}{args.tag}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    overrides = {
-        "paths.train": str(corpus["train"]),
-        "paths.dev": str(corpus["dev"]),
+    overrides = train_overrides(spec, corpus, {
         "training.max_steps": str(args.max_steps),
         "training.patience": str(args.patience),
         "training.eval_frequency": str(args.eval_frequency),
         "training.logger": None,  # replaced below
-        **spec["overrides"],
-    }
-    if spec["vectors"]:
-        overrides["paths.vectors"] = str(prepare_vectors(corpus["train"]))
-    if spec.get("transformer"):
-        overrides["paths.transformer"] = str(prepare_transformer())
-    for extra in args.override or []:
-        key, _, value = extra.partition("=")
-        overrides[key] = value
+    }, args.override)
     log_jsonl = run_dir / "train_log.jsonl"
     cmd = [sys.executable, "-m", "spacy", "train", str(spec["config"]), "--output", str(run_dir / "model"),
            "--code", str(ROOT / "benchmarks" / "spacy_code.py"),

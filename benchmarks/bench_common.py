@@ -24,6 +24,19 @@ def fix_threads(threads: int) -> None:
     print(f"torch threads: {torch.get_num_threads()}")
 
 
+def status_mib(field: str) -> float:
+    """VmRSS (current) or VmHWM (peak) of this process in MiB, from /proc (Linux; NaN
+    elsewhere). Not ru_maxrss: that keeps the peak of the forking parent across exec."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def machine() -> Dict[str, Any]:
     """The machine a result comes from: platform, CPU count and CPU model (the model from
     /proc/cpuinfo where there is one; the machines of this project changed between

@@ -59,16 +59,6 @@ def time_once(nlp, docs, batch_size: int) -> float:  # type: ignore[no-untyped-d
     return time.perf_counter() - start
 
 
-def _status_mib(field: str) -> float:
-    """VmRSS (current) or VmHWM (peak) of this process, from /proc (Linux). Not
-    ru_maxrss: that keeps the peak of the forking parent across exec."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def apply_torch_gemm(nlp) -> None:  # type: ignore[no-untyped-def]
     """Give every thinc model of the pipeline's components `TorchGemmOps`."""
     from thinc.api import Model
@@ -87,14 +77,14 @@ def memory_child(model: str, data: str, threads: int, batch_size: int, limit: in
     import torch  # noqa: F401  (imported before the baseline for every pipeline alike)
 
     set_threads(threads)
-    base = _status_mib("VmRSS")
+    base = bench_common.status_mib("VmRSS")
     nlp = spacy.load(model)
     if torch_gemm:
         apply_torch_gemm(nlp)
     docs = load_docs(nlp, Path(data), limit)
-    loaded = _status_mib("VmRSS")
+    loaded = bench_common.status_mib("VmRSS")
     time_once(nlp, docs, batch_size)
-    peak = _status_mib("VmHWM")
+    peak = bench_common.status_mib("VmHWM")
     print(json.dumps({"rss_before_load_mib": round(base, 1), "rss_after_load_mib": round(loaded, 1),
                       "peak_rss_mib": round(peak, 1), "peak_over_baseline_mib": round(peak - base, 1)}))
 

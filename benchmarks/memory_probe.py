@@ -5,21 +5,15 @@ freed heap memory first with the package's `spacy-bilstm-crf.TrimMemory.v1`. Loa
 """
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict
 
+from bench_common import status_mib
 from spacy import registry
 from spacy.language import Language
 
 from spacy_bilstm_crf.callbacks import make_trim_memory
-
-
-def rss_mib() -> float:
-    """This process's resident memory in MiB (Linux: /proc/self/statm)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 @registry.callbacks("spacy-bilstm-crf.bench.MemoryProbe.v1")
@@ -39,7 +33,7 @@ def memory_probe(path: str, trim_every: int = 0) -> Callable[[Language, Dict[str
             trim(nlp, args)
             trim_seconds = time.perf_counter() - t
         row = {"step": args["step"], "seconds": round(time.perf_counter() - start, 3),
-               "rss_mib": round(rss_mib(), 1), "trim_seconds": round(trim_seconds, 4)}
+               "rss_mib": round(status_mib("VmRSS"), 1), "trim_seconds": round(trim_seconds, 4)}
         stream.write(json.dumps(row) + "\n")
         stream.flush()
 

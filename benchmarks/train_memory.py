@@ -119,16 +119,9 @@ def main() -> None:
     spec = accuracy.SYSTEMS[args.system]
     variants = [parse_variant(v) for v in args.variant]
     corpus = accuracy.prepare_corpus(args.dataset, Path(args.conll_dir), 1)
-    overrides = {"paths.train": str(corpus["train"]), "paths.dev": str(corpus["dev"]),
-                 "training.max_steps": str(args.steps), "training.eval_frequency": str(10 * args.steps),
-                 "training.patience": str(10 * args.steps), **spec["overrides"]}
-    if spec["vectors"]:
-        overrides["paths.vectors"] = str(accuracy.prepare_vectors(corpus["train"]))
-    if spec.get("transformer"):
-        overrides["paths.transformer"] = str(accuracy.prepare_transformer())
-    for extra in args.override or []:
-        key, _, value = extra.partition("=")
-        overrides[key] = value
+    overrides = accuracy.train_overrides(spec, corpus, {
+        "training.max_steps": str(args.steps), "training.eval_frequency": str(10 * args.steps),
+        "training.patience": str(10 * args.steps)}, args.override)
     work = accuracy.WORK / "train_memory" / f"{args.dataset}-{args.system}"
     results: Dict[str, Any] = {}
     for first in range(0, len(variants), args.jobs):
@@ -143,12 +136,13 @@ def main() -> None:
                    "--code", str(ROOT / "benchmarks" / "spacy_code.py"),
                    "--training.before_update", json.dumps(probe)]
             for key, value in overrides.items():
-                cmd += [f"--{key}", value]
+                if value is not None:
+                    cmd += [f"--{key}", value]
             env = {**accuracy.thread_env(args.threads), **extra_env}
             print("$", " ".join(f"{k}={v}" for k, v in extra_env.items()), " ".join(cmd), flush=True)
-            log = (run_dir / "train.log").open("w", encoding="utf8")
-            procs.append((name, trim_every, extra_env, run_dir, time.perf_counter(),
-                          subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)))
+            with (run_dir / "train.log").open("w", encoding="utf8") as log:  # the child keeps its own handle
+                procs.append((name, trim_every, extra_env, run_dir, time.perf_counter(),
+                              subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)))
         for name, trim_every, extra_env, run_dir, start, proc in procs:
             code = proc.wait()
             if code != 0:
@@ -168,7 +162,7 @@ def main() -> None:
     bench_common.write_result(args.output, args.threads, {
         "dataset": args.dataset, "system": args.system, "config": str(Path(spec["config"]).relative_to(ROOT)),
         "steps": args.steps, "skip": args.skip, "compare_step": args.compare_step, "jobs": args.jobs,
-        "overrides": {k: v for k, v in overrides.items() if not k.startswith("paths.")},
+        "overrides": {k: v for k, v in overrides.items() if not k.startswith("paths.") and v is not None},
         "variants": results,
     })
 

@@ -172,7 +172,7 @@ def make_trim_memory(every: int = 1) -> Callable[[Language, Dict[str, Any]], Non
     stays in the process's heap, fragmented, and the resident memory of a `spacy train`
     process grew by 300-400 MB a minute on CoNLL-2003 until the system killed it
     (`benchmarks/RESULTS.md`, sessions 16-17). glibc's `malloc_trim(0)` hands the free
-    pages back; one call took about 30 ms there, against ~2.5 s per training step. It
+    pages back; one call took about 30 ms there, against ~3 s per training step. It
     changes no result of training, only the memory the process holds. Where the C library
     has no `malloc_trim` (macOS, Windows, musl) the callback warns once and does nothing.
 

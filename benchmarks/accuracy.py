@@ -303,6 +303,16 @@ def train_overrides(
     return overrides
 
 
+def override_args(overrides: Dict[str, Optional[str]]) -> List[str]:
+    """`spacy train`'s `--KEY VALUE` arguments for the overrides that have a value."""
+    return [arg for key, value in overrides.items() if value is not None for arg in (f"--{key}", value)]
+
+
+def recorded_overrides(overrides: Dict[str, Optional[str]]) -> Dict[str, str]:
+    """The overrides a result JSON records: those with a value, without the `paths.*`."""
+    return {k: v for k, v in overrides.items() if not k.startswith("paths.") and v is not None}
+
+
 def train_one(args: argparse.Namespace, dataset: str, system: str) -> Dict[str, Any]:
     spec = SYSTEMS[system]
     corpus = prepare_corpus(dataset, Path(args.conll_dir), args.n_sents, args.doc_boundaries)
@@ -317,10 +327,8 @@ def train_one(args: argparse.Namespace, dataset: str, system: str) -> Dict[str, 
     log_jsonl = run_dir / "train_log.jsonl"
     cmd = [sys.executable, "-m", "spacy", "train", str(spec["config"]), "--output", str(run_dir / "model"),
            "--code", str(ROOT / "benchmarks" / "spacy_code.py"),
-           "--training.logger", json.dumps({"@loggers": "spacy-bilstm-crf.bench.TimingLogger.v1", "path": str(log_jsonl)})]
-    for key, value in overrides.items():
-        if value is not None:
-            cmd += [f"--{key}", value]
+           "--training.logger", json.dumps({"@loggers": "spacy-bilstm-crf.bench.TimingLogger.v1", "path": str(log_jsonl)}),
+           *override_args(overrides)]
     env = thread_env(args.threads)
     start = time.perf_counter()
     run(cmd, log=run_dir / "train.log", env=env)
@@ -335,7 +343,7 @@ def train_one(args: argparse.Namespace, dataset: str, system: str) -> Dict[str, 
         "system": system,
         "tag": args.tag,
         "config": str(Path(spec["config"]).relative_to(ROOT)),
-        "overrides": {k: v for k, v in overrides.items() if not k.startswith("paths.") and v is not None},
+        "overrides": recorded_overrides(overrides),
         "n_sents_per_doc": None if args.doc_boundaries else args.n_sents,
         "doc_boundaries": args.doc_boundaries,
         "threads": args.threads,

@@ -134,10 +134,7 @@ def main() -> None:
                      "path": str(run_dir / "steps.jsonl"), "trim_every": trim_every}
             cmd = [sys.executable, "-m", "spacy", "train", str(spec["config"]), "--output", str(run_dir / "model"),
                    "--code", str(ROOT / "benchmarks" / "spacy_code.py"),
-                   "--training.before_update", json.dumps(probe)]
-            for key, value in overrides.items():
-                if value is not None:
-                    cmd += [f"--{key}", value]
+                   "--training.before_update", json.dumps(probe), *accuracy.override_args(overrides)]
             env = {**accuracy.thread_env(args.threads), **extra_env}
             print("$", " ".join(f"{k}={v}" for k, v in extra_env.items()), " ".join(cmd), flush=True)
             with (run_dir / "train.log").open("w", encoding="utf8") as log:  # the child keeps its own handle
@@ -162,7 +159,7 @@ def main() -> None:
     bench_common.write_result(args.output, args.threads, {
         "dataset": args.dataset, "system": args.system, "config": str(Path(spec["config"]).relative_to(ROOT)),
         "steps": args.steps, "skip": args.skip, "compare_step": args.compare_step, "jobs": args.jobs,
-        "overrides": {k: v for k, v in overrides.items() if not k.startswith("paths.") and v is not None},
+        "overrides": accuracy.recorded_overrides(overrides),
         "variants": results,
     })
 

@@ -211,6 +211,33 @@ def test_package_meta():
     assert "RESEARCH USE ONLY" in conll["description"]
 
 
+@pytest.mark.parametrize(
+    "command,meta_name,must_say",
+    [
+        ("package", "wnut17", ["CC BY 4.0", "Derczynski", "W17-4418"]),
+        ("package-conll03", "conll03", ["RESEARCH USE ONLY", "do not redistribute"]),
+    ],
+)
+def test_package_ships_licence_file(command, meta_name, must_say):
+    """`spacy package` puts a LICENSE found in the model dir into the wheel: the package
+    steps copy one there first, and it says what the meta says."""
+    from weasel.util import load_project_config
+
+    project = load_project_config(REPO_ROOT)
+    cmd = next(c for c in project["commands"] if c["name"] == command)
+    licence = f"meta/{meta_name}.LICENSE"
+    assert licence in cmd["deps"]
+    copy, package = cmd["script"][-2:]
+    assert package.startswith("python -m spacy package ")
+    model_dir = package.split()[4]
+    assert licence in copy and f"{model_dir}/LICENSE" in copy
+    text = (REPO_ROOT / licence).read_text(encoding="utf8")
+    for phrase in must_say:
+        assert phrase in text, phrase
+    meta = srsly.read_json(REPO_ROOT / "meta" / f"{meta_name}.json")
+    assert meta["license"].split(" (")[0].lower() in text.lower()
+
+
 # ------------------------------------------------------------------------ vectors
 def _fake_glove(path: Path) -> Dict[str, numpy.ndarray]:
     """A GloVe-like dir: lower-cased words in parquet, one float32 row each."""
@@ -402,6 +429,12 @@ def test_project_all_workflow_and_wheel():
         assert any(r.startswith("spacy-bilstm-crf") for r in meta["requirements"]), meta
         assert meta["license"] == "CC BY 4.0"
         assert "Derczynski" in meta["notes"]
+        # the licence travels as a file too: in the model's data dir and the dist-info
+        with zipfile.ZipFile(wheels[0]) as whl:
+            licences = [n for n in whl.namelist() if n.endswith("/LICENSE")]
+            assert any(".dist-info/" in n for n in licences), licences
+            assert all("CC BY 4.0" in whl.read(n).decode("utf8") for n in licences)
+        assert len(licences) == 2, licences
 
         # a fresh venv that sees this environment's packages (spaCy, torch, the plugin)
         venv = tmp / "venv"
